@@ -1,0 +1,33 @@
+# The README's promise: `make run` and `make test` work on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test check clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+# The whole product on one machine: SQLite, in-process cache and usage reconciliation.
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_catalog docs/catalog.example.yaml
+	$(PY) manage.py setup_demo --base-url http://$(HOST):$(PORT)
+	$(VENV)/bin/gunicorn console.wsgi --bind $(HOST):$(PORT) --worker-class gthread --workers 1 --threads 32
+
+test: install
+	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key-0123456789abcdefghijklmnopqrstuvwxyz} \
+		$(PY) -m pytest $(PYTEST_ARGS)
+
+check: install
+	$(PY) manage.py check
+
+clean:
+	rm -rf $(VENV) var

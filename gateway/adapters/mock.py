@@ -1,0 +1,63 @@
+"""The built-in offline provider: answers by echoing the last user message.
+
+It lets a fresh install, a load test or a customer's CI call the gateway without any
+provider account, and it meters and bills like every other model.
+"""
+
+import re
+import time
+import uuid
+
+from ..tokens import estimate_prompt_tokens, estimate_text_tokens, last_user_text
+from .base import Completion, ProviderAdapter, Usage
+
+_WORDS = re.compile(r"\s*\S+")
+
+
+def _reply(chat) -> tuple[list[str], str]:
+    text = last_user_text(chat.body["messages"]) or "(no user message to echo)"
+    pieces = _WORDS.findall(text)
+    if chat.max_tokens is not None and len(pieces) > chat.max_tokens:
+        return pieces[: chat.max_tokens], "length"
+    return pieces, "stop"
+
+
+def _usage(chat, pieces: list[str]) -> Usage:
+    return Usage(
+        prompt_tokens=estimate_prompt_tokens(chat.body["messages"]),
+        completion_tokens=sum(estimate_text_tokens(p) for p in pieces),
+    )
+
+
+class MockAdapter(ProviderAdapter):
+    def complete(self, route, chat) -> Completion:
+        pieces, finish_reason = _reply(chat)
+        usage = _usage(chat, pieces)
+        body = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": route.upstream_model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(pieces)},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }],
+            "usage": usage.as_openai(),
+        }
+        return Completion(body=body, usage=usage)
+
+    def stream(self, route, chat):
+        pieces, finish_reason = _reply(chat)
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": route.upstream_model,
+        }
+        yield {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+        for piece in pieces:
+            yield {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+        yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]}
+        yield {**base, "choices": [], "usage": _usage(chat, pieces).as_openai()}

@@ -1,0 +1,99 @@
+"""OpenAI's chat protocol: DeepSeek, OpenAI, Groq, Together, vLLM, Ollama and the rest."""
+
+import json
+import logging
+import os
+
+from django.conf import settings
+
+from .. import upstream
+from ..errors import UpstreamError
+from .base import Completion, ProviderAdapter, usage_from_openai
+
+log = logging.getLogger(__name__)
+
+
+def upstream_api_key(route) -> str | None:
+    """The provider's key, from the environment variable the catalog names.
+
+    Read here rather than in settings.py because the catalog, not the code, decides which
+    variables exist; the value is never stored, logged or echoed.
+    """
+    if not route.api_key_env:
+        return None  # a local server (vLLM, Ollama) may need no key
+    value = os.environ.get(route.api_key_env, "")
+    if not value:
+        log.error("provider %s: environment variable %s is not set", route.provider, route.api_key_env)
+        raise UpstreamError(f"The provider '{route.provider}' is not configured on this gateway.")
+    return value
+
+
+def _headers(route, stream: bool) -> dict:
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
+    if stream:
+        headers["Accept-Encoding"] = "identity"  # relay bytes as they come, undecoded
+    key = upstream_api_key(route)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def _read_timeout(route) -> float:
+    return route.timeout_seconds or settings.GATEWAY_DEFAULT_TIMEOUT_SECONDS
+
+
+def _upstream_body(route, chat) -> dict:
+    body = dict(chat.body)
+    body["model"] = route.upstream_model
+    if chat.stream:
+        # Always ask for usage: billing must be exact whether or not the caller asked.
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    return body
+
+
+class OpenAIAdapter(ProviderAdapter):
+    def complete(self, route, chat) -> Completion:
+        headers = _headers(route, stream=False)
+        resp = upstream.post(f"{route.base_url}/chat/completions", _upstream_body(route, chat), headers,
+                             _read_timeout(route), stream=False)
+        if resp.status_code != 200:
+            raise upstream.error_from_response(resp, route.provider)
+        try:
+            body = resp.json()
+        except ValueError:
+            raise UpstreamError(f"The upstream provider '{route.provider}' sent an answer that is not JSON.")
+        if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+            raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed answer.")
+        return Completion(body=body, usage=usage_from_openai(body.get("usage")))
+
+    def stream(self, route, chat):
+        headers = _headers(route, stream=True)
+        timeout = _read_timeout(route)
+        resp = upstream.post(f"{route.base_url}/chat/completions", _upstream_body(route, chat), headers,
+                             timeout, stream=True)
+        if resp.status_code != 200:
+            raise upstream.error_from_response(resp, route.provider)
+        return self._chunks(resp, route, timeout)
+
+    def _chunks(self, resp, route, timeout):
+        finished = False
+        for data in upstream.iter_sse_data(resp, timeout):
+            if data == b"[DONE]":
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed stream event.")
+            if not isinstance(chunk, dict):
+                raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed stream event.")
+            if "error" in chunk:
+                error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+                message = upstream.scrub(str(error.get("message") or "unknown error"))
+                raise UpstreamError(f"The upstream provider '{route.provider}' failed mid-stream: {message}")
+            finished = finished or any(
+                isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ()
+            )
+            yield chunk
+        if finished:
+            return  # a server that omits [DONE] after finishing has still answered in full
+        raise UpstreamError(f"The upstream provider '{route.provider}' ended the stream without finishing it.")

@@ -1,0 +1,98 @@
+"""The model catalog: routes from "provider:modelId" to an upstream, read through a cache."""
+
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+
+from .errors import ModelNotFound
+from .models import CatalogModel
+
+
+@dataclass(frozen=True)
+class Route:
+    """Everything the request path needs to call and bill one catalog model."""
+
+    model_id: int
+    public_id: str
+    provider: str
+    protocol: str
+    base_url: str
+    api_key_env: str
+    timeout_seconds: float | None
+    upstream_model: str
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+    cached_input_per_mtok: Decimal | None
+    max_output_tokens: int | None
+    context_window: int | None
+    enabled: bool
+
+
+def route_from_model(m: CatalogModel) -> Route:
+    p = m.provider
+    return Route(
+        model_id=m.pk,
+        public_id=f"{p.slug}:{m.name}",
+        provider=p.slug,
+        protocol=p.protocol,
+        base_url=p.base_url.rstrip("/"),
+        api_key_env=p.api_key_env,
+        timeout_seconds=p.timeout_seconds,
+        upstream_model=m.upstream_model or m.name,
+        input_per_mtok=m.input_per_mtok,
+        output_per_mtok=m.output_per_mtok,
+        cached_input_per_mtok=m.cached_input_per_mtok,
+        max_output_tokens=m.max_output_tokens,
+        context_window=m.context_window,
+        enabled=m.enabled and p.enabled,
+    )
+
+
+# Catalog rows change only when an operator loads a file, so each process keeps routes
+# in memory for GATEWAY_CACHE_SECONDS instead of asking the database on every request.
+_routes: dict[str, tuple[float, Route | None]] = {}
+_routes_lock = threading.Lock()
+
+
+def forget_routes() -> None:
+    with _routes_lock:
+        _routes.clear()
+
+
+def _lookup(public_id: str) -> Route | None:
+    now = time.monotonic()
+    hit = _routes.get(public_id)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    provider, _, name = public_id.partition(":")
+    row = CatalogModel.objects.select_related("provider").filter(provider__slug=provider, name=name).first()
+    route = route_from_model(row) if row else None
+    with _routes_lock:
+        _routes[public_id] = (now + settings.GATEWAY_CACHE_SECONDS, route)
+    return route
+
+
+def resolve_route(public_id: str, key) -> Route:
+    """The route for a model the caller may use, or model_not_found saying why not."""
+    provider, sep, name = public_id.partition(":")
+    if not sep or not provider or not name:
+        raise ModelNotFound(
+            f"The model '{public_id}' does not exist. Write models as 'provider:modelId', "
+            "for example 'deepseek:deepseek-chat'; GET /v1/models lists them."
+        )
+    route = _lookup(public_id)
+    if route is None:
+        raise ModelNotFound(f"The model '{public_id}' does not exist. GET /v1/models lists the models you can use.")
+    if not route.enabled:
+        raise ModelNotFound(f"The model '{public_id}' is disabled on this gateway.")
+    if not key.allows(public_id):
+        raise ModelNotFound(f"The model '{public_id}' is not allowed for this API key.")
+    return route
+
+
+def models_for_key(key) -> list[CatalogModel]:
+    rows = CatalogModel.objects.select_related("provider").filter(enabled=True, provider__enabled=True)
+    return [m for m in rows if key.allows(m.public_id)]

@@ -1,0 +1,159 @@
+"""Loading the catalog YAML: validate everything first, then upsert in one transaction."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+import yaml
+from django.db import transaction
+
+from .catalog import forget_routes
+from .models import CatalogModel, Provider
+
+PROVIDER_KEYS = {"protocol", "base_url", "api_key_env", "timeout_seconds", "models"}
+MODEL_KEYS = {
+    "input_per_mtok", "output_per_mtok", "upstream_model", "cached_input_per_mtok",
+    "max_output_tokens", "context_window",
+}
+PROTOCOLS_NEEDING_URL = {Provider.Protocol.OPENAI, Provider.Protocol.ANTHROPIC}
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclass
+class LoadReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def _price(value, where: str, required: bool = True) -> Decimal | None:
+    if value is None:
+        if required:
+            raise CatalogError(f"{where}: required (USD per 1,000,000 tokens, as a decimal string)")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise CatalogError(f"{where}: must be a decimal string such as \"0.27\"")
+    try:
+        # str() first: a float written unquoted in YAML keeps its shortest decimal form.
+        price = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise CatalogError(f"{where}: {value!r} is not a decimal number")
+    if not price.is_finite() or price < 0:
+        raise CatalogError(f"{where}: must be zero or more, not {value!r}")
+    if price != price.quantize(Decimal("1e-10")):
+        raise CatalogError(f"{where}: at most 10 decimal places")
+    return price
+
+
+def _positive_int(value, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise CatalogError(f"{where}: must be a positive whole number")
+    return value
+
+
+def parse_catalog(text: str) -> dict[str, dict]:
+    """The file as {provider slug: {fields..., "models": {name: fields}}}, all checked."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise CatalogError(f"not valid YAML: {e}")
+    if not isinstance(data, dict) or not isinstance(data.get("providers"), dict):
+        raise CatalogError("the file must have a top-level 'providers:' mapping")
+    providers = {}
+    for slug, spec in data["providers"].items():
+        where = f"providers.{slug}"
+        slug = str(slug)
+        if ":" in slug or not slug.replace("-", "").replace("_", "").isalnum():
+            raise CatalogError(f"{where}: provider names may use letters, digits, '-' and '_'")
+        if not isinstance(spec, dict):
+            raise CatalogError(f"{where}: must be a mapping")
+        unknown = set(spec) - PROVIDER_KEYS
+        if unknown:
+            raise CatalogError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        protocol = spec.get("protocol")
+        if protocol not in Provider.Protocol.values:
+            raise CatalogError(f"{where}.protocol: must be one of {', '.join(Provider.Protocol.values)}")
+        base_url = str(spec.get("base_url") or "")
+        if protocol in PROTOCOLS_NEEDING_URL and not base_url.startswith(("http://", "https://")):
+            raise CatalogError(f"{where}.base_url: an http(s) URL is required for protocol {protocol}")
+        timeout = spec.get("timeout_seconds")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise CatalogError(f"{where}.timeout_seconds: must be a positive number")
+        models_spec = spec.get("models") or {}
+        if not isinstance(models_spec, dict):
+            raise CatalogError(f"{where}.models: must be a mapping of model names")
+        models = {}
+        for name, mspec in models_spec.items():
+            mwhere = f"{where}.models.{name}"
+            if not isinstance(mspec, dict):
+                raise CatalogError(f"{mwhere}: must be a mapping with input_per_mtok and output_per_mtok")
+            unknown = set(mspec) - MODEL_KEYS
+            if unknown:
+                raise CatalogError(f"{mwhere}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+            models[str(name)] = {
+                "upstream_model": str(mspec.get("upstream_model") or ""),
+                "input_per_mtok": _price(mspec.get("input_per_mtok"), f"{mwhere}.input_per_mtok"),
+                "output_per_mtok": _price(mspec.get("output_per_mtok"), f"{mwhere}.output_per_mtok"),
+                "cached_input_per_mtok": _price(
+                    mspec.get("cached_input_per_mtok"), f"{mwhere}.cached_input_per_mtok", required=False
+                ),
+                "max_output_tokens": _positive_int(mspec.get("max_output_tokens"), f"{mwhere}.max_output_tokens"),
+                "context_window": _positive_int(mspec.get("context_window"), f"{mwhere}.context_window"),
+                "enabled": True,
+            }
+        providers[slug] = {
+            "protocol": protocol,
+            "base_url": base_url,
+            "api_key_env": str(spec.get("api_key_env") or ""),
+            "timeout_seconds": float(timeout) if timeout is not None else None,
+            "enabled": True,
+            "models": models,
+        }
+    return providers
+
+
+def _upsert(model_class, lookup: dict, fields: dict, label: str, report: LoadReport):
+    row = model_class.objects.filter(**lookup).first()
+    if row is None:
+        row = model_class.objects.create(**lookup, **fields)
+        report.created.append(label)
+        return row
+    changed = [name for name, value in fields.items() if getattr(row, name) != value]
+    if changed:
+        for name in changed:
+            setattr(row, name, fields[name])
+        row.save()
+        report.updated.append(f"{label} ({', '.join(changed)})")
+    else:
+        report.unchanged += 1
+    return row
+
+
+@transaction.atomic
+def load_catalog(text: str) -> LoadReport:
+    """Upsert the file's providers and models; whatever the file no longer lists is
+    disabled, never deleted, so its history stays billable. Loading twice changes nothing."""
+    providers = parse_catalog(text)
+    report = LoadReport()
+    seen_models = set()
+    for slug, spec in providers.items():
+        models = spec.pop("models")
+        provider = _upsert(Provider, {"slug": slug}, spec, slug, report)
+        for name, mspec in models.items():
+            row = _upsert(CatalogModel, {"provider": provider, "name": name}, mspec, f"{slug}:{name}", report)
+            seen_models.add(row.pk)
+    for provider in Provider.objects.exclude(slug__in=providers).filter(enabled=True):
+        provider.enabled = False
+        provider.save(update_fields=["enabled", "updated_at"])
+        report.disabled.append(provider.slug)
+    for model in CatalogModel.objects.select_related("provider").exclude(pk__in=seen_models).filter(enabled=True):
+        model.enabled = False
+        model.save(update_fields=["enabled", "updated_at"])
+        report.disabled.append(model.public_id)
+    transaction.on_commit(forget_routes)
+    return report

@@ -1,0 +1,124 @@
+"""Reading and checking a chat completion request before anything is forwarded."""
+
+import json
+from dataclasses import dataclass
+
+from django.http import RawPostDataException
+from django.http.request import RequestDataTooBig
+
+from .errors import InvalidRequest, RequestTooLarge
+
+ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+
+
+@dataclass
+class ChatRequest:
+    model: str  # exactly as the caller wrote it; answers echo it back
+    body: dict  # the caller's whole body; unknown fields pass through upstream
+    stream: bool
+    max_tokens: int | None
+
+
+def read_json_object(request, max_bytes: int) -> dict:
+    """The request body as a JSON object, or a 400/413 that says what is wrong."""
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if length.isdigit() and int(length) > max_bytes:
+        raise RequestTooLarge(f"Request body is larger than the limit of {max_bytes} bytes.")
+    try:
+        raw = request.body
+    except (RequestDataTooBig, RawPostDataException):
+        raise RequestTooLarge(f"Request body is larger than the limit of {max_bytes} bytes.")
+    if len(raw) > max_bytes:
+        raise RequestTooLarge(f"Request body is larger than the limit of {max_bytes} bytes.")
+    if not raw.strip():
+        raise InvalidRequest("Request body is empty; send a JSON object.", code="invalid_json")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("Request body is not valid JSON.", code="invalid_json")
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _type_error(param: str, expected: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid type for '{param}': expected {expected}.", code="invalid_type", param=param)
+
+
+def _optional_number(body: dict, name: str, low: float, high: float):
+    value = body.get(name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _type_error(name, "a number")
+    if not low <= value <= high:
+        raise InvalidRequest(f"Invalid '{name}': must be between {low} and {high}.", code="invalid_value", param=name)
+
+
+def _optional_positive_int(body: dict, name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _type_error(name, "an integer")
+    if value < 1:
+        raise InvalidRequest(f"Invalid '{name}': must be at least 1.", code="invalid_value", param=name)
+    return value
+
+
+def _check_message(i: int, message) -> None:
+    where = f"messages[{i}]"
+    if not isinstance(message, dict):
+        raise _type_error(where, "an object with 'role' and 'content'")
+    role = message.get("role")
+    if role is None:
+        raise InvalidRequest(f"Missing required parameter: '{where}.role'.", code="missing_required_parameter",
+                             param=f"{where}.role")
+    if not isinstance(role, str) or role not in ROLES:
+        raise InvalidRequest(f"Invalid value for '{where}.role': {role!r}. Supported: {', '.join(sorted(ROLES))}.",
+                             code="invalid_value", param=f"{where}.role")
+    content = message.get("content")
+    if content is None:
+        # Only an assistant turn that calls tools may leave content out.
+        if role == "assistant" and (message.get("tool_calls") or message.get("function_call")):
+            return
+        raise InvalidRequest(f"Missing required parameter: '{where}.content'.", code="missing_required_parameter",
+                             param=f"{where}.content")
+    if isinstance(content, list):
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise _type_error(f"{where}.content[{j}]", "an object with a 'type'")
+    elif not isinstance(content, str):
+        raise _type_error(f"{where}.content", "a string or an array of content parts")
+
+
+def parse_chat_request(body: dict) -> ChatRequest:
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequest("Missing required parameter: 'model'.", code="missing_required_parameter", param="model")
+    if not isinstance(model, str) or not model.strip():
+        raise _type_error("model", "a non-empty string such as 'deepseek:deepseek-chat'")
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest("Missing required parameter: 'messages'.", code="missing_required_parameter",
+                             param="messages")
+    if not isinstance(messages, list):
+        raise _type_error("messages", "an array of message objects")
+    if not messages:
+        raise InvalidRequest("'messages' must contain at least one message.", code="invalid_value", param="messages")
+    for i, message in enumerate(messages):
+        _check_message(i, message)
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise _type_error("stream", "a boolean")
+    stream_options = body.get("stream_options")
+    if stream_options is not None and not isinstance(stream_options, dict):
+        raise _type_error("stream_options", "an object")
+    _optional_number(body, "temperature", 0, 2)
+    _optional_number(body, "top_p", 0, 1)
+    _optional_positive_int(body, "n")
+    max_completion_tokens = _optional_positive_int(body, "max_completion_tokens")
+    max_tokens = max_completion_tokens or _optional_positive_int(body, "max_tokens")
+    return ChatRequest(model=model, body=body, stream=stream, max_tokens=max_tokens)

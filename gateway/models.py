@@ -1,0 +1,86 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from console.models import Organization
+
+PRICE = {"max_digits": 20, "decimal_places": 10}  # USD per 1,000,000 tokens
+
+
+class Provider(models.Model):
+    class Protocol(models.TextChoices):
+        OPENAI = "openai", "OpenAI-compatible"
+        ANTHROPIC = "anthropic", "Anthropic Messages"
+        MOCK = "mock", "Built-in offline mock"
+
+    slug = models.SlugField(max_length=64, unique=True, help_text='the part before ":" in "provider:modelId"')
+    protocol = models.CharField(max_length=16, choices=Protocol.choices)
+    base_url = models.URLField(max_length=500, blank=True)
+    # The name of the environment variable holding the upstream key; never the key itself.
+    api_key_env = models.CharField(max_length=100, blank=True)
+    timeout_seconds = models.FloatField(null=True, blank=True, help_text="longest wait for the next byte")
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return self.slug
+
+
+class CatalogModel(models.Model):
+    """A model callers can name as "provider:name", with the prices it is billed at."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
+    name = models.CharField(max_length=200, help_text='the part after ":" in "provider:modelId"')
+    upstream_model = models.CharField(max_length=200, blank=True, help_text="sent upstream; defaults to name")
+    input_per_mtok = models.DecimalField(**PRICE)
+    output_per_mtok = models.DecimalField(**PRICE)
+    cached_input_per_mtok = models.DecimalField(**PRICE, null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    context_window = models.PositiveIntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "gateway_model"
+        verbose_name = "model"
+        constraints = [models.UniqueConstraint(fields=["provider", "name"], name="model_name_unique_per_provider")]
+        ordering = ["provider__slug", "name"]
+
+    def __str__(self):
+        return self.public_id
+
+    @property
+    def public_id(self) -> str:
+        return f"{self.provider.slug}:{self.name}"
+
+
+class ApiKey(models.Model):
+    """A caller's bearer key. Only a SHA-256 hash and a short display prefix are stored."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, help_text="the first characters, to recognise the key")
+    secret_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # Public model ids ("provider:modelId") this key may call; empty means every model.
+    allowed_models = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.name or 'unnamed'})"
+
+    def is_active(self, now=None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+    def allows(self, public_model_id: str) -> bool:
+        return not self.allowed_models or public_model_id in self.allowed_models

@@ -1,0 +1,101 @@
+"""The /v1 API. The chat request path reads top to bottom here: authenticate, check the
+body, resolve the model, call the upstream, relay, meter."""
+
+import json
+
+from django.conf import settings
+from django.http import HttpResponse
+from rest_framework.views import APIView
+
+from .adapters import Usage, adapter_for
+from .auth import ApiKeyAuthentication
+from .catalog import models_for_key, resolve_route
+from .chat_request import parse_chat_request, read_json_object
+from .errors import GatewayError, UpstreamError
+from .metering import Meter
+from .models import CatalogModel
+from .relay import relay, sse_response
+
+
+def json_response(payload: dict, status: int = 200) -> HttpResponse:
+    return HttpResponse(json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+                        content_type="application/json", status=status)
+
+
+class GatewayView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = []
+
+
+class ChatCompletionsView(GatewayView):
+    def post(self, request):
+        key = request.auth
+        chat = parse_chat_request(read_json_object(request, settings.GATEWAY_MAX_BODY_BYTES))
+        route = resolve_route(chat.model, key)
+        adapter = adapter_for(route)
+        meter = Meter(request.request_id, key, route, chat)
+        try:
+            if chat.stream:
+                chunks = adapter.stream(route, chat)
+                # Wait for the first chunk before answering 200, so an upstream that fails
+                # at once still gets the caller a proper error status.
+                first = next(chunks, None)
+                if first is None:
+                    raise UpstreamError(f"The upstream provider '{route.provider}' sent an empty stream.")
+                return sse_response(relay(first, chunks, meter, request.request_id))
+            completion = adapter.complete(route, chat)
+        except GatewayError as e:
+            meter.finish("upstream_error", None, http_status=e.status_code, error_code=e.code)
+            raise
+        meter.first_byte()
+        usage = completion.usage
+        body = completion.body
+        if usage is None:
+            usage = Usage(meter.estimated_usage("estimated").prompt_tokens,
+                          _completion_tokens_estimate(meter, body), basis="estimated")
+            body["usage"] = usage.as_openai()
+        body["model"] = chat.model
+        meter.finish("completed", usage)
+        return json_response(body)
+
+
+def _completion_tokens_estimate(meter: Meter, body: dict) -> int:
+    for choice in body.get("choices") or ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            meter.count_relayed(message["content"])
+    return meter.relayed_completion_tokens
+
+
+def _model_object(model) -> dict:
+    return {
+        "id": model.public_id,
+        "object": "model",
+        "created": int(model.created_at.timestamp()),
+        "owned_by": model.provider.slug,
+    }
+
+
+class ModelListView(GatewayView):
+    def get(self, request):
+        models = models_for_key(request.auth)
+        return json_response({"object": "list", "data": [_model_object(m) for m in models]})
+
+
+class ModelDetailView(GatewayView):
+    def get(self, request, model_id: str):
+        route = resolve_route(model_id, request.auth)
+        model = CatalogModel.objects.select_related("provider").get(pk=route.model_id)
+        return json_response(_model_object(model))
+
+
+def unknown_endpoint(request, *args, **kwargs):
+    error = GatewayError(f"Unknown request URL: {request.method} {request.path}.", code="unknown_url", status=404)
+    return json_response(error.body(request.request_id), status=404)
+
+
+def server_error(request):
+    """Django's last resort for a crash outside DRF: still our envelope on /v1."""
+    error = GatewayError("The gateway failed to handle this request.", code="internal_error",
+                         status=500, error_type="api_error")
+    return json_response(error.body(getattr(request, "request_id", None)), status=500)
