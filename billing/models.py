@@ -1,0 +1,122 @@
+from django.conf import settings
+from django.db import models
+
+from console.models import Organization
+
+from .money import ZERO, MoneyField
+
+
+class Account(models.Model):
+    """An organization's prepaid account. `balance` is the sum of its ledger entries up to
+    and including `ledger_head`, kept in the same transaction that appends each entry, so
+    the cache can always be checked against the ledger."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="account")
+    balance = MoneyField(default=ZERO)
+    ledger_head = models.BigIntegerField(default=0, help_text="id of the last ledger entry in the balance")
+    credit_limit = MoneyField(default=ZERO, help_text="how far below zero the balance may go")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.organization} account"
+
+
+class ImmutableRow(Exception):
+    pass
+
+
+class LedgerEntry(models.Model):
+    """One movement of money. Rows are only ever added: corrections are new entries."""
+
+    class Kind(models.TextChoices):
+        CREDIT = "credit", "Credit"
+        USAGE = "usage", "Usage"
+        ADJUSTMENT = "adjustment", "Adjustment"
+        REDEEM = "redeem", "Redeemed code"
+        REFUND = "refund", "Refund"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = MoneyField(help_text="signed: credits positive, usage negative")
+    balance_after = MoneyField()
+    # What the entry is for, unique so that one request or one code can never be
+    # booked twice: "usage:<request id>", "redeem:<code id>", "credit:<uuid>".
+    reference = models.CharField(max_length=100, unique=True)
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"{self.kind} {self.amount} ({self.reference})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ImmutableRow("ledger entries cannot be changed; add a correcting entry")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableRow("ledger entries cannot be deleted")
+
+
+class UsageRecord(models.Model):
+    """What one gateway request consumed and what it cost, at the prices of that moment."""
+
+    class Basis(models.TextChoices):
+        PROVIDER = "provider", "Reported by the provider"
+        ESTIMATED = "estimated", "Estimated from the text"
+        PARTIAL = "partial", "Partial: the answer was cut short"
+
+    request_id = models.CharField(max_length=64, unique=True)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="usage_records")
+    api_key = models.ForeignKey("gateway.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
+    catalog_model = models.ForeignKey("gateway.CatalogModel", on_delete=models.SET_NULL, null=True, blank=True)
+    model = models.CharField(max_length=300, help_text="provider:modelId that served the request")
+    status = models.CharField(max_length=20)
+    http_status = models.PositiveSmallIntegerField()
+    error_code = models.CharField(max_length=64, blank=True)
+    stream = models.BooleanField(default=False)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    basis = models.CharField(max_length=16, choices=Basis.choices)
+    input_per_mtok = models.DecimalField(max_digits=20, decimal_places=10)
+    output_per_mtok = models.DecimalField(max_digits=20, decimal_places=10)
+    cached_input_per_mtok = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    cost = MoneyField(default=ZERO)
+    latency_ms = models.PositiveIntegerField(default=0)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(db_index=True, help_text="when the request arrived")
+    reconciled_at = models.DateTimeField(auto_now_add=True)
+    ledger_entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="usage_org_time")]
+
+    def __str__(self):
+        return f"{self.request_id} {self.model} {self.cost}"
+
+
+class RedeemCode(models.Model):
+    """A prepaid code minted by operators; redeeming it credits one organization once."""
+
+    code = models.CharField(max_length=40, unique=True)
+    amount = MoneyField()
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    redeemed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+")
+    redeemed_for = models.ForeignKey(Organization, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="+")
+
+    def __str__(self):
+        return f"{self.code[:8]}… ({self.amount} USD)"

@@ -202,3 +202,18 @@ LOGGING = {
     # Callers' 4xx answers are normal traffic, and the gateway logs upstream failures itself.
     "loggers": {"django.server": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
 }
+
+# Billing
+SIGNUP_CREDIT_USD = env.str("SIGNUP_CREDIT_USD", default="0")
+BILLING_REDIS_PREFIX = env.str("BILLING_REDIS_PREFIX", default="mg")
+# Output tokens reserved for a request that sets no max_tokens on a model with no cap.
+BILLING_DEFAULT_MAX_OUTPUT_TOKENS = env.int("BILLING_DEFAULT_MAX_OUTPUT_TOKENS", default=4096)
+# A reservation whose request never settles (its process died) is released after this.
+BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", default=3600)
+BILLING_RECONCILE_BATCH = env.int("BILLING_RECONCILE_BATCH", default=500)
+# A batch a worker took but never acknowledged (it died) is taken over after this.
+BILLING_RECLAIM_IDLE_SECONDS = env.int("BILLING_RECLAIM_IDLE_SECONDS", default=30)
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-usage": {"task": "billing.tasks.reconcile_usage", "schedule": env.float("RECONCILE_EVERY_SECONDS", default=2.0)},
+    "release-expired-reservations": {"task": "billing.tasks.release_expired_reservations", "schedule": 60.0},
+}

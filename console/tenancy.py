@@ -5,6 +5,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.text import slugify
 
+from billing.ledger import open_account
+
 from .models import Membership, Organization
 
 
@@ -29,4 +31,5 @@ def create_organization(name: str, owner_email: str) -> Organization:
         user.save(update_fields=["password"])
     org = Organization.objects.create(slug=unique_slug(name), name=name.strip())
     Membership.objects.create(user=user, organization=org, role=Membership.Role.OWNER)
+    open_account(org.pk)
     return org

@@ -6,6 +6,8 @@ from decimal import Decimal, InvalidOperation
 import yaml
 from django.db import transaction
 
+from billing.money import PRICE_DECIMAL_PLACES
+
 from .catalog import forget_routes
 from .models import CatalogModel, Provider
 
@@ -14,6 +16,7 @@ MODEL_KEYS = {
     "input_per_mtok", "output_per_mtok", "upstream_model", "cached_input_per_mtok",
     "max_output_tokens", "context_window",
 }
+MAX_PRICE = Decimal(1_000_000)  # USD per million tokens; far above any real price
 PROTOCOLS_NEEDING_URL = {Provider.Protocol.OPENAI, Provider.Protocol.ANTHROPIC}
 
 
@@ -43,8 +46,11 @@ def _price(value, where: str, required: bool = True) -> Decimal | None:
         raise CatalogError(f"{where}: {value!r} is not a decimal number")
     if not price.is_finite() or price < 0:
         raise CatalogError(f"{where}: must be zero or more, not {value!r}")
-    if price != price.quantize(Decimal("1e-10")):
-        raise CatalogError(f"{where}: at most 10 decimal places")
+    if price >= MAX_PRICE:
+        raise CatalogError(f"{where}: {value!r} is more than the largest price, {MAX_PRICE - 1} USD per million")
+    # Six places keep every cost a whole number of picodollars (billing.money): exact.
+    if price != price.quantize(Decimal(1).scaleb(-PRICE_DECIMAL_PLACES)):
+        raise CatalogError(f"{where}: at most {PRICE_DECIMAL_PLACES} decimal places, not {value!r}")
     return price
 
 

@@ -1,14 +1,29 @@
-"""Timing and token counting for one request, handed to billing exactly once."""
+"""Money and timing for one request: reserve before the upstream call, settle exactly once
+however the request ends."""
 
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 
-from billing.usage import UsageEvent, record_usage
+from django.conf import settings
+
+from billing import charging
+from billing.money import token_cost
 
 from .adapters import Usage
 from .catalog import Route
 from .chat_request import ChatRequest
-from .tokens import estimate_prompt_tokens, estimate_text_tokens
+from .errors import InsufficientQuota
+from .tokens import estimate_prompt_tokens, estimate_text_tokens, output_tokens_bound, prompt_tokens_bound
+
+
+def prices_of(route: Route) -> charging.Prices:
+    return charging.Prices(route.input_per_mtok, route.output_per_mtok, route.cached_input_per_mtok)
+
+
+def cost_of(usage: Usage, route: Route) -> Decimal:
+    return token_cost(usage.prompt_tokens, usage.completion_tokens, route.input_per_mtok, route.output_per_mtok,
+                      usage.cached_tokens, route.cached_input_per_mtok)
 
 
 class Meter:
@@ -21,7 +36,26 @@ class Meter:
         self._t0 = time.perf_counter()
         self._first_byte: float | None = None
         self.relayed_completion_tokens = 0  # counted from what the caller received
-        self._recorded = False
+        self.cost: Decimal | None = None
+        self.balance: Decimal | None = None
+        self._settled = False
+
+    def reserve(self) -> None:
+        """Hold the request's worst-case cost, or refuse it before any upstream call."""
+        amount = charging.worst_case_cost(
+            prompt_tokens_bound(self.chat.body, self.route.context_window),
+            output_tokens_bound(self.chat.max_tokens, self.chat.body.get("n"), self.route.max_output_tokens,
+                                settings.BILLING_DEFAULT_MAX_OUTPUT_TOKENS),
+            prices_of(self.route),
+        )
+        try:
+            charging.reserve(self.key.organization_id, self.request_id, amount)
+        except charging.InsufficientBalance as e:
+            self._settled = True  # nothing was held, nothing to settle
+            raise InsufficientQuota(
+                f"Your prepaid balance cannot cover this request: it may cost up to {e.needed} USD and "
+                f"{max(e.available, 0)} USD is available. Add credit, or lower max_tokens."
+            )
 
     def first_byte(self) -> None:
         if self._first_byte is None:
@@ -39,30 +73,31 @@ class Meter:
         )
 
     def finish(self, status: str, usage: Usage | None, http_status: int = 200, error_code: str | None = None):
-        if self._recorded:
+        """Settle the reservation at the real cost and queue the usage event; once only."""
+        if self._settled:
             return
-        self._recorded = True
+        self._settled = True
         usage = usage or Usage(0, 0, basis="estimated")
         now = time.perf_counter()
-        record_usage(UsageEvent(
-            request_id=self.request_id,
-            organization_id=self.key.organization_id,
-            key_id=self.key.key_id,
-            model_id=self.route.model_id,
-            model=self.route.public_id,
-            stream=self.chat.stream,
-            status=status,
-            http_status=http_status,
-            error_code=error_code,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cached_tokens=usage.cached_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            basis=usage.basis,
-            input_per_mtok=self.route.input_per_mtok,
-            output_per_mtok=self.route.output_per_mtok,
-            cached_input_per_mtok=self.route.cached_input_per_mtok,
-            started_at=self.started_at,
-            latency_ms=round((now - self._t0) * 1000),
-            ttft_ms=round((self._first_byte - self._t0) * 1000) if self._first_byte else None,
-        ))
+        self.cost, self.balance = charging.settle(
+            {
+                "request_id": self.request_id,
+                "organization_id": self.key.organization_id,
+                "key_id": self.key.key_id,
+                "model_id": self.route.model_id,
+                "model": self.route.public_id,
+                "stream": self.chat.stream,
+                "status": status,
+                "http_status": http_status,
+                "error_code": error_code,
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "cached_tokens": usage.cached_tokens,
+                "reasoning_tokens": usage.reasoning_tokens,
+                "basis": usage.basis,
+                "started_at": self.started_at.isoformat(),
+                "latency_ms": round((now - self._t0) * 1000),
+                "ttft_ms": round((self._first_byte - self._t0) * 1000) if self._first_byte else None,
+            },
+            prices_of(self.route),
+        )

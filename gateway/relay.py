@@ -1,21 +1,21 @@
 """Relaying a chat stream to the caller as server-sent events, chunk by chunk."""
 
-import json
 import logging
 
 from django.http import StreamingHttpResponse
 
 from .adapters import usage_from_openai
+from .encoding import encode
 from .errors import GatewayError
-from .metering import Meter
+from .metering import Meter, cost_of
 
 log = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
 
 
-def sse(payload: dict) -> bytes:
-    return b"data: " + json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n\n"
+def sse(payload: dict, usage_cost=None) -> bytes:
+    return b"data: " + encode(payload, usage_cost) + b"\n\n"
 
 
 def _relayed_text(chunk: dict) -> str:
@@ -42,10 +42,12 @@ def relay(first_chunk: dict, chunks, meter: Meter, request_id: str):
         chunk = first_chunk
         while chunk is not None:
             chunk["model"] = caller_model
+            cost = None
             if chunk.get("usage") is not None:
                 usage = usage_from_openai(chunk["usage"]) or usage
+                cost = cost_of(usage, meter.route) if usage else None
             meter.count_relayed(_relayed_text(chunk))
-            yield sse(chunk)
+            yield sse(chunk, cost)
             chunk = next(chunks, None)
         if usage is None:
             # The upstream never said: bill what we relayed, and still end with usage.
@@ -53,7 +55,7 @@ def relay(first_chunk: dict, chunks, meter: Meter, request_id: str):
             yield sse({
                 "id": first_chunk.get("id"), "object": "chat.completion.chunk", "created": first_chunk.get("created"),
                 "model": caller_model, "choices": [], "usage": usage.as_openai(),
-            })
+            }, cost_of(usage, meter.route))
         status = "completed"
         yield DONE
     except GatewayError as e:

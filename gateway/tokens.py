@@ -5,6 +5,7 @@ so it counts the way BPE tokenizers behave on ordinary text: a word is about one
 long words and non-Latin text cost more, punctuation is a token of its own.
 """
 
+import json
 import re
 
 _PIECE = re.compile(r"\w+|[^\w\s]", re.UNICODE)
@@ -15,8 +16,10 @@ REPLY_PRIMER_TOKENS = 3
 def estimate_text_tokens(text: str) -> int:
     tokens = 0
     for piece in _PIECE.findall(text):
-        # About 4 bytes per token for long words and for multi-byte scripts.
-        tokens += max(1, (len(piece.encode()) + 3) // 4) if len(piece) > 4 else 1
+        size = len(piece.encode())
+        # Short common words are one token; beyond that about 4 bytes a token, which
+        # also covers multi-byte scripts (3 bytes a character, about a token each).
+        tokens += 1 if size <= 6 else (size + 3) // 4
     return tokens
 
 
@@ -42,3 +45,41 @@ def last_user_text(messages: list) -> str:
         if message.get("role") == "user":
             return _content_text(message.get("content"))
     return ""
+
+
+IMAGE_TOKENS_BOUND = 2000  # a high-detail image costs OpenAI and Anthropic well under this
+
+
+def prompt_tokens_bound(body: dict, context_window: int | None) -> int:
+    """An upper bound on the prompt's tokens, for reserving money before the call.
+
+    A byte-level BPE token is at least one byte of text, so the UTF-8 size of the text the
+    model reads bounds its token count; images count a fixed amount, not their bytes."""
+    size = 0
+    for message in body["messages"]:
+        content = message.get("content")
+        if isinstance(content, str):
+            size += len(content.encode())
+        elif isinstance(content, list):
+            for part in content:
+                if part.get("type") in ("image_url", "image", "input_image"):
+                    size += IMAGE_TOKENS_BOUND
+                else:
+                    size += len(json.dumps(part, ensure_ascii=False).encode())
+        size += MESSAGE_OVERHEAD_TOKENS
+        for extra in ("tool_calls", "name", "function_call"):
+            if message.get(extra):
+                size += len(json.dumps(message[extra], ensure_ascii=False).encode())
+    for field in ("tools", "functions", "response_format"):
+        if body.get(field):
+            size += len(json.dumps(body[field], ensure_ascii=False).encode())
+    size += REPLY_PRIMER_TOKENS
+    return min(size, context_window) if context_window else size
+
+
+def output_tokens_bound(max_tokens: int | None, n, max_output_tokens: int | None, default: int) -> int:
+    cap = max_tokens or max_output_tokens or default
+    if max_tokens and max_output_tokens:
+        cap = min(max_tokens, max_output_tokens)
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
+    return cap * choices

@@ -62,11 +62,12 @@ def post(url: str, body: dict, headers: dict, read_timeout: float, stream: bool)
         raise UpstreamError("Could not reach the upstream provider.")
 
 
-def error_from_response(resp: requests.Response, provider: str) -> GatewayError:
+def error_from_response(resp: requests.Response, provider: str, streamed: bool) -> GatewayError:
     """An upstream's non-200 answer, restated for our caller."""
     status = resp.status_code
     try:
-        raw = resp.raw.read(MAX_ERROR_BODY_BYTES, decode_content=True) if resp.raw else b""
+        # A streamed response's body is still on the wire: read only as much as an error needs.
+        raw = resp.raw.read(MAX_ERROR_BODY_BYTES, decode_content=True) if streamed else resp.content
         payload = json.loads(raw) if raw else {}
     except (ValueError, urllib3.exceptions.HTTPError, OSError):
         payload = {}

@@ -1,25 +1,26 @@
 """The /v1 API. The chat request path reads top to bottom here: authenticate, check the
 body, resolve the model, call the upstream, relay, meter."""
 
-import json
-
 from django.conf import settings
 from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.views import APIView
+
+from billing.money import usd
 
 from .adapters import Usage, adapter_for
 from .auth import ApiKeyAuthentication
 from .catalog import models_for_key, resolve_route
 from .chat_request import parse_chat_request, read_json_object
+from .encoding import encode
 from .errors import GatewayError, UpstreamError
 from .metering import Meter
 from .models import CatalogModel
 from .relay import relay, sse_response
 
 
-def json_response(payload: dict, status: int = 200) -> HttpResponse:
-    return HttpResponse(json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-                        content_type="application/json", status=status)
+def json_response(payload: dict, status: int = 200, usage_cost=None) -> HttpResponse:
+    return HttpResponse(encode(payload, usage_cost), content_type="application/json", status=status)
 
 
 class GatewayView(APIView):
@@ -34,6 +35,7 @@ class ChatCompletionsView(GatewayView):
         route = resolve_route(chat.model, key)
         adapter = adapter_for(route)
         meter = Meter(request.request_id, key, route, chat)
+        meter.reserve()
         try:
             if chat.stream:
                 chunks = adapter.stream(route, chat)
@@ -47,6 +49,9 @@ class ChatCompletionsView(GatewayView):
         except GatewayError as e:
             meter.finish("upstream_error", None, http_status=e.status_code, error_code=e.code)
             raise
+        except BaseException:
+            meter.finish("error", None, http_status=500, error_code="internal_error")
+            raise
         meter.first_byte()
         usage = completion.usage
         body = completion.body
@@ -56,7 +61,11 @@ class ChatCompletionsView(GatewayView):
             body["usage"] = usage.as_openai()
         body["model"] = chat.model
         meter.finish("completed", usage)
-        return json_response(body)
+        response = json_response(body, usage_cost=meter.cost)
+        response["x-mixgateway-cost-usd"] = usd(meter.cost)
+        if meter.balance is not None:
+            response["x-mixgateway-balance-usd"] = usd(meter.balance)
+        return response
 
 
 def _completion_tokens_estimate(meter: Meter, body: dict) -> int:
@@ -89,6 +98,7 @@ class ModelDetailView(GatewayView):
         return json_response(_model_object(model))
 
 
+@csrf_exempt  # API callers have no CSRF token; they get the 404 envelope like anyone
 def unknown_endpoint(request, *args, **kwargs):
     error = GatewayError(f"Unknown request URL: {request.method} {request.path}.", code="unknown_url", status=404)
     return json_response(error.body(request.request_id), status=404)

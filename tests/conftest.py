@@ -1,9 +1,15 @@
 """Shared fixtures: a real mock upstream on loopback, a catalog pointing at it, two
 organizations, keys, and the official openai SDK aimed at the live gateway."""
 
+import os
+from decimal import Decimal
+
 import openai
 import pytest
 from django.core.cache import cache
+
+from billing.ledger import credit
+from billing.reservations import RedisStore, get_store, reset_store
 
 from console.tenancy import create_organization
 from gateway.catalog import forget_routes
@@ -45,12 +51,29 @@ providers:
 """
 
 
+TEST_REDIS_PREFIX = "mgtest"
+
+
+def clear_billing_store():
+    reset_store()
+    store = get_store()
+    if isinstance(store, RedisStore):
+        keys = list(store.redis.scan_iter(f"{TEST_REDIS_PREFIX}:*", count=1000))
+        if keys:
+            store.redis.delete(*keys)
+    reset_store()
+
+
 @pytest.fixture(autouse=True)
-def _fresh_caches():
+def _fresh_caches(settings):
+    # Database ids restart between tests, so no live state may outlive its test.
+    settings.BILLING_REDIS_PREFIX = TEST_REDIS_PREFIX
     forget_routes()
     cache.clear()
+    clear_billing_store()
     yield
     forget_routes()
+    clear_billing_store()
 
 
 @pytest.fixture
@@ -63,7 +86,10 @@ def catalog(db, upstream, monkeypatch):
 
 @pytest.fixture
 def org(db):
-    return create_organization("Alpha Labs", "alice@alpha.example")
+    """An organization with 100 USD of prepaid credit."""
+    org = create_organization("Alpha Labs", "alice@alpha.example")
+    credit(org.pk, Decimal("100"), note="test credit")
+    return org
 
 
 @pytest.fixture
@@ -86,3 +112,20 @@ def gateway_url(live_server):
 @pytest.fixture
 def client(gateway_url, api_key, catalog):
     return openai.OpenAI(base_url=gateway_url, api_key=api_key, max_retries=0, timeout=20)
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    # Live-server threads must not keep connections open past a test (the test database
+    # could not be dropped), and a test database needs no durable commits.
+    db["CONN_MAX_AGE"] = 0
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        db.setdefault("OPTIONS", {})["options"] = "-c synchronous_commit=off"
+    else:
+        # A file, not shared-cache memory: live-server threads then wait for SQLite's
+        # locks the way production processes do instead of failing at once.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        db["TEST"]["NAME"] = str(settings.VAR_DIR / f"test-{os.getpid()}{worker}.sqlite3")

@@ -1,4 +1,5 @@
 from ..catalog import Route
+from ..errors import UpstreamError
 from .base import Completion, ProviderAdapter, Usage, usage_from_openai
 from .mock import MockAdapter
 from .openai import OpenAIAdapter
@@ -10,7 +11,11 @@ ADAPTERS: dict[str, ProviderAdapter] = {
 
 
 def adapter_for(route: Route) -> ProviderAdapter:
-    return ADAPTERS[route.protocol]
+    adapter = ADAPTERS.get(route.protocol)
+    if adapter is None:
+        raise UpstreamError(f"The '{route.protocol}' protocol of provider '{route.provider}' is not available "
+                            "in this version of the gateway.")
+    return adapter
 
 
 __all__ = ["ADAPTERS", "Completion", "ProviderAdapter", "Usage", "adapter_for", "usage_from_openai"]

@@ -57,7 +57,7 @@ class OpenAIAdapter(ProviderAdapter):
         resp = upstream.post(f"{route.base_url}/chat/completions", _upstream_body(route, chat), headers,
                              _read_timeout(route), stream=False)
         if resp.status_code != 200:
-            raise upstream.error_from_response(resp, route.provider)
+            raise upstream.error_from_response(resp, route.provider, streamed=False)
         try:
             body = resp.json()
         except ValueError:
@@ -72,7 +72,7 @@ class OpenAIAdapter(ProviderAdapter):
         resp = upstream.post(f"{route.base_url}/chat/completions", _upstream_body(route, chat), headers,
                              timeout, stream=True)
         if resp.status_code != 200:
-            raise upstream.error_from_response(resp, route.provider)
+            raise upstream.error_from_response(resp, route.provider, streamed=True)
         return self._chunks(resp, route, timeout)
 
     def _chunks(self, resp, route, timeout):
