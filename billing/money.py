@@ -27,7 +27,11 @@ def to_units(amount: Decimal) -> int:
 
 
 def from_units(units: int) -> Decimal:
-    return (Decimal(units) * PICO).normalize() if units else ZERO
+    if not units:
+        return ZERO
+    amount = (Decimal(units) * PICO).normalize()
+    # normalize() writes 10 as 1E+1; keep whole amounts plain.
+    return amount.quantize(Decimal(1)) if amount.as_tuple().exponent > 0 else amount
 
 
 def usd(amount: Decimal) -> str:

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.ledger import BillingError, credit, parse_amount
+from billing.money import usd
 from console.models import Organization
 
 
@@ -20,4 +21,4 @@ class Command(BaseCommand):
             entry = credit(org.pk, parse_amount(amount), note=note or "credit from the command line")
         except BillingError as e:
             raise CommandError(str(e))
-        self.stdout.write(f"credited {entry.amount} USD to {org.slug}; balance {entry.balance_after} USD")
+        self.stdout.write(f"credited {usd(entry.amount)} USD to {org.slug}; balance {usd(entry.balance_after)} USD")

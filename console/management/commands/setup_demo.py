@@ -1,4 +1,5 @@
 import secrets
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -6,10 +7,13 @@ from django.db import transaction
 
 from console.models import Organization
 from console.tenancy import create_organization
+from billing.ledger import balance_of, credit
+from billing.money import usd
 from gateway.keys import mint_api_key
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_SLUG = "demo"
+DEMO_CREDIT_USD = Decimal("10")
 
 
 class Command(BaseCommand):
@@ -26,6 +30,7 @@ class Command(BaseCommand):
             if org.slug != DEMO_SLUG:
                 org.slug = DEMO_SLUG
                 org.save(update_fields=["slug"])
+            credit(org.pk, DEMO_CREDIT_USD, note="demo credit from make run", reference=f"demo:{org.pk}")
         user = get_user_model().objects.get(email=DEMO_EMAIL)
         # A laptop's demo login: a new password each run, so no default password ever exists.
         password = secrets.token_urlsafe(12)
@@ -39,6 +44,7 @@ MixGateway demo is ready.
   Console   {base_url}/          login {DEMO_EMAIL} / {password}
   Admin     {base_url}/admin/    same login
   API key   {secret}
+  Balance   {usd(balance_of(org.pk))} USD (python manage.py credit --tenant {DEMO_SLUG} AMOUNT adds more)
 
 Try it:
   curl {base_url}/v1/chat/completions \\
