@@ -24,7 +24,7 @@ run: install
 
 test: install
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key-0123456789abcdefghijklmnopqrstuvwxyz} \
-		$(PY) -m pytest $(PYTEST_ARGS)
+		$(PY) -m pytest -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)
 
 check: install
 	$(PY) manage.py check

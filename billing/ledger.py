@@ -68,10 +68,11 @@ def credit(organization_id: int, amount: Decimal, *, note: str = "", created_by=
                       reference=reference)
 
 
-def adjust(organization_id: int, amount: Decimal, *, note: str, created_by=None) -> LedgerEntry:
+def adjust(organization_id: int, amount: Decimal, *, note: str, created_by=None, reference=None) -> LedgerEntry:
     if not note.strip():
         raise BillingError("an adjustment needs a note saying why")
-    return post_entry(organization_id, LedgerEntry.Kind.ADJUSTMENT, amount, note=note, created_by=created_by)
+    return post_entry(organization_id, LedgerEntry.Kind.ADJUSTMENT, amount, note=note, created_by=created_by,
+                      reference=reference)
 
 
 def open_account(organization_id: int) -> Account:
@@ -95,6 +96,7 @@ def set_credit_limit(organization_id: int, limit: Decimal) -> Account:
 
 
 def mint_code(amount: Decimal, *, note="", created_by=None, expires_at=None) -> RedeemCode:
+    amount = parse_amount(amount)
     code = "MG-" + "-".join(secrets.token_hex(3).upper() for _ in range(4))
     return RedeemCode.objects.create(code=code, amount=amount, note=note, created_by=created_by,
                                      expires_at=expires_at)

@@ -3,7 +3,7 @@ from django.db import models
 
 from console.models import Organization
 
-from .money import ZERO, MoneyField
+from .money import ZERO, MoneyField, usd
 
 
 class Account(models.Model):
@@ -51,7 +51,7 @@ class LedgerEntry(models.Model):
         ordering = ["-id"]
 
     def __str__(self):
-        return f"{self.kind} {self.amount} ({self.reference})"
+        return f"{self.kind} {usd(self.amount)} USD ({self.reference})"
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -119,4 +119,4 @@ class RedeemCode(models.Model):
                                      related_name="+")
 
     def __str__(self):
-        return f"{self.code[:8]}… ({self.amount} USD)"
+        return f"{self.code[:8]}… ({usd(self.amount)} USD)"

@@ -177,6 +177,19 @@ class RedisStore:
     def read_events(self, consumer: str, count: int, claim_idle_ms: int) -> list[tuple[str, dict]]:
         """Events to book: first those a dead consumer left unacknowledged for longer than
         claim_idle_ms, then new ones. Each stays pending until ack()."""
+        import redis
+
+        try:
+            entries = self._take(consumer, count, claim_idle_ms)
+        except redis.ResponseError as e:
+            if "NOGROUP" not in str(e):
+                raise
+            # Redis lost the stream (a restart without persistence): make it anew.
+            self._group_ready = False
+            entries = self._take(consumer, count, claim_idle_ms)
+        return [(event_id, json.loads(fields["e"])) for event_id, fields in entries]
+
+    def _take(self, consumer: str, count: int, claim_idle_ms: int) -> list:
         self._ensure_group()
         _, claimed, _ = self.redis.xautoclaim(self.stream, self.GROUP, consumer, claim_idle_ms, "0-0", count=count)
         entries = [e for e in claimed if e[1]]
@@ -184,7 +197,7 @@ class RedisStore:
             fresh = self.redis.xreadgroup(self.GROUP, consumer, {self.stream: ">"}, count=count - len(entries))
             for _, items in fresh or ():
                 entries.extend(items)
-        return [(event_id, json.loads(fields["e"])) for event_id, fields in entries]
+        return entries
 
     def ack(self, event_ids: list[str]) -> None:
         if event_ids:

@@ -71,7 +71,7 @@ SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
 CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SECURE_SSL_REDIRECT else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
-SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", SECURE_HSTS_SECONDS > 0)
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not SECURE_SSL_REDIRECT:
@@ -144,7 +144,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="mg"),
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="mgcache"),
         }
     }
 else:
@@ -205,7 +205,7 @@ LOGGING = {
 
 # Billing
 SIGNUP_CREDIT_USD = env.str("SIGNUP_CREDIT_USD", default="0")
-BILLING_REDIS_PREFIX = env.str("BILLING_REDIS_PREFIX", default="mg")
+BILLING_REDIS_PREFIX = env.str("BILLING_REDIS_PREFIX", default="mgbill")
 # Output tokens reserved for a request that sets no max_tokens on a model with no cap.
 BILLING_DEFAULT_MAX_OUTPUT_TOKENS = env.int("BILLING_DEFAULT_MAX_OUTPUT_TOKENS", default=4096)
 # A reservation whose request never settles (its process died) is released after this.

@@ -15,6 +15,7 @@ from console.tenancy import create_organization
 from gateway.catalog import forget_routes
 from gateway.catalog_loader import load_catalog
 from gateway.keys import mint_api_key
+from tests.live_threads import wait_until_idle
 from tests.upstream_mock import MockUpstream
 
 UPSTREAM_SECRET = "sk-upstream-SECRET-never-shown-0123456789"
@@ -51,7 +52,7 @@ providers:
 """
 
 
-TEST_REDIS_PREFIX = "mgtest"
+TEST_REDIS_PREFIX = f"mgtest{os.environ.get('PYTEST_XDIST_WORKER', '')}"
 
 
 def clear_billing_store():
@@ -65,11 +66,21 @@ def clear_billing_store():
 
 
 @pytest.fixture(autouse=True)
+def _settle_live_server(request):
+    # A stream settles after its last byte: let the server finish before the database goes.
+    yield
+    if "live_server" in request.fixturenames:
+        wait_until_idle()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_caches(settings):
     # Database ids restart between tests, so no live state may outlive its test.
     settings.BILLING_REDIS_PREFIX = TEST_REDIS_PREFIX
     forget_routes()
-    cache.clear()
+    if not settings.REDIS_URL:
+        # Never FLUSHDB a shared Redis: parallel test workers keep their billing state there.
+        cache.clear()
     clear_billing_store()
     yield
     forget_routes()

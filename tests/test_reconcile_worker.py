@@ -105,7 +105,9 @@ def test_a_worker_killed_mid_batch_leaves_every_request_charged_exactly_once(cli
         booked_at_kill = wait_for(lambda: UsageRecord.objects.filter(organization=org).count(), timeout=60)
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
-        assert 0 < booked_at_kill < count, "the kill must land while the worker is still booking"
+        assert 0 < booked_at_kill < count, (
+            f"the kill must land while the worker is still booking: {worker.stderr.read().decode()[-3000:]}"
+        )
         assert UsageRecord.objects.filter(organization=org).count() < count
     finally:
         if worker.poll() is None:
