@@ -1,12 +1,22 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from .pages import billing, dashboard, home, keys, members, models, organizations, playground, quickstart, usage
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("v1/", include("gateway.urls")),
     path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    *home.urlpatterns,
+    *dashboard.urlpatterns,
+    *keys.urlpatterns,
+    *usage.urlpatterns,
+    *billing.urlpatterns,
+    *models.urlpatterns,
+    *quickstart.urlpatterns,
+    *playground.urlpatterns,
+    *members.urlpatterns,
+    *organizations.urlpatterns,
 ]
 
-handler500 = "console.views.server_error"
+handler500 = "console.pages.home.server_error"

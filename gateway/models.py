@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from billing.money import MoneyField
 from console.models import Organization
 
 PRICE = {"max_digits": 20, "decimal_places": 10}  # USD per 1,000,000 tokens
@@ -58,6 +59,10 @@ class CatalogModel(models.Model):
 class ApiKey(models.Model):
     """A caller's bearer key. Only a SHA-256 hash and a short display prefix are stored."""
 
+    class Kind(models.TextChoices):
+        STANDARD = "standard", "API key"
+        PLAYGROUND = "playground", "Console playground"  # used by the console, never shown as a secret
+
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, blank=True)
     prefix = models.CharField(max_length=16, help_text="the first characters, to recognise the key")
@@ -69,6 +74,8 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     # Public model ids ("provider:modelId") this key may call; empty means every model.
     allowed_models = models.JSONField(default=list, blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STANDARD)
+    spend_limit = MoneyField(null=True, blank=True, help_text="USD this key may spend in all; empty: no limit")
 
     class Meta:
         verbose_name = "API key"

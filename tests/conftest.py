@@ -105,7 +105,7 @@ def org(db):
 
 @pytest.fixture
 def other_org(db):
-    return create_organization("Beta Corp", "bob@beta.example")
+    return create_organization("Beta Corp", "charlie@beta.example")
 
 
 @pytest.fixture

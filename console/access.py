@@ -1,0 +1,84 @@
+"""Who may see and do what in the console.
+
+Every console view works inside the current organization (kept in the session) and the
+user's role there. Objects are fetched through `get_for_org`, which answers 404 for
+anything outside the current organization, so an outsider cannot even learn it exists.
+"""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect
+
+from .models import Membership
+
+SESSION_KEY = "organization_id"
+RANK = {Membership.Role.MEMBER: 0, Membership.Role.ADMIN: 1, Membership.Role.OWNER: 2}
+
+
+def memberships_of(user):
+    return Membership.objects.filter(user=user).select_related("organization").order_by("organization__name")
+
+
+def current_membership(request) -> Membership | None:
+    """The user's membership in the organization they are working in (cached per request)."""
+    if not request.user.is_authenticated:
+        return None
+    if not hasattr(request, "_membership"):
+        memberships = memberships_of(request.user)
+        chosen = request.session.get(SESSION_KEY)
+        membership = next((m for m in memberships if m.organization_id == chosen), None) or memberships.first()
+        if membership is not None and membership.organization_id != chosen:
+            request.session[SESSION_KEY] = membership.organization_id
+        request._membership = membership
+    return request._membership
+
+
+def has_role(membership: Membership | None, role: str) -> bool:
+    return membership is not None and RANK[membership.role] >= RANK[role]
+
+
+def org_view(role: str = Membership.Role.MEMBER):
+    """A console view: logged in, inside an organization, with at least `role` there.
+    The view gets request.org and request.membership."""
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapper(request, *args, **kwargs):
+            membership = current_membership(request)
+            if membership is None:
+                return redirect("organization_new")
+            if not has_role(membership, role):
+                raise PermissionDenied(f"This needs the {role} role in {membership.organization.name}.")
+            request.membership = membership
+            request.org = membership.organization
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def get_for_org(queryset, org, **lookup):
+    """One object of the current organization, or 404 (also for other tenants' objects)."""
+    obj = queryset.filter(organization=org, **lookup).first()
+    if obj is None:
+        raise Http404("No such object in this organization.")
+    return obj
+
+
+def current_organization(request):
+    """Template context: the organization switcher and the user's role."""
+    membership = current_membership(request)
+    if membership is None:
+        return {}
+    return {
+        "current_org": membership.organization,
+        "current_role": membership.role,
+        "is_org_admin": has_role(membership, Membership.Role.ADMIN),
+        "is_org_owner": has_role(membership, Membership.Role.OWNER),
+        "my_memberships": memberships_of(request.user),
+    }

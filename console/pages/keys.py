@@ -1,0 +1,12 @@
+from django.shortcuts import render
+from django.urls import path
+
+from console.access import org_view
+
+
+@org_view()
+def index(request):
+    return render(request, "console/placeholder.html", {"title": "Keys"})
+
+
+urlpatterns = [path("keys/", index, name="keys")]
