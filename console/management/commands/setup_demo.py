@@ -1,6 +1,7 @@
 import secrets
 from decimal import Decimal
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -37,6 +38,9 @@ class Command(BaseCommand):
         user.set_password(password)
         user.is_staff = user.is_superuser = True
         user.save()
+        # The console asks for a verified email before login; the demo's is taken as read.
+        EmailAddress.objects.update_or_create(user=user, email=DEMO_EMAIL,
+                                              defaults={"verified": True, "primary": True})
         _, secret = mint_api_key(org, name="make run")
         self.stdout.write(
             f"""
