@@ -3,6 +3,7 @@ everything that can go wrong on the wire into the gateway's own errors."""
 
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 from http.cookiejar import DefaultCookiePolicy
@@ -42,6 +43,25 @@ def session() -> requests.Session:
     if _session is None:
         _session = _new_session()
     return _session
+
+
+def api_key_for(route) -> str | None:
+    """The provider's key, from the environment variable the catalog names.
+
+    Read here rather than in settings.py because the catalog, not the code, decides which
+    variables exist; the value is never stored, logged or echoed.
+    """
+    if not route.api_key_env:
+        return None  # a local server (vLLM, Ollama) may need no key
+    value = os.environ.get(route.api_key_env, "")
+    if not value:
+        log.error("provider %s: environment variable %s is not set", route.provider, route.api_key_env)
+        raise UpstreamError(f"The provider '{route.provider}' is not configured on this gateway.")
+    return value
+
+
+def read_timeout(route) -> float:
+    return route.timeout_seconds or settings.GATEWAY_DEFAULT_TIMEOUT_SECONDS
 
 
 def scrub(text: str) -> str:

@@ -315,12 +315,6 @@ def test_it_reports_a_huge_price_with_its_location(write, price):
     assert not CatalogModel.objects.exists()
 
 
-@pytest.mark.xfail(
-    reason="BUG (contract gap): the loader accepts protocol 'anthropic' (DESIGN.md's example catalog "
-    "uses it) but gateway.adapters.ADAPTERS has only 'openai' and 'mock', so every request to such a "
-    "model fails with 502 upstream_error 'protocol ... is not available in this version'",
-    strict=True,
-)
 def test_every_protocol_the_loader_accepts_has_an_adapter():
     assert set(Provider.Protocol.values) <= set(ADAPTERS)
 

@@ -1,11 +1,13 @@
 from ..catalog import Route
 from ..errors import UpstreamError
+from .anthropic import AnthropicAdapter
 from .base import Completion, ProviderAdapter, Usage, usage_from_openai
 from .mock import MockAdapter
 from .openai import OpenAIAdapter
 
 ADAPTERS: dict[str, ProviderAdapter] = {
     "openai": OpenAIAdapter(),
+    "anthropic": AnthropicAdapter(),
     "mock": MockAdapter(),
 }
 

@@ -1,45 +1,20 @@
 """OpenAI's chat protocol: DeepSeek, OpenAI, Groq, Together, vLLM, Ollama and the rest."""
 
 import json
-import logging
-import os
-
-from django.conf import settings
 
 from .. import upstream
 from ..errors import UpstreamError
 from .base import Completion, ProviderAdapter, usage_from_openai
-
-log = logging.getLogger(__name__)
-
-
-def upstream_api_key(route) -> str | None:
-    """The provider's key, from the environment variable the catalog names.
-
-    Read here rather than in settings.py because the catalog, not the code, decides which
-    variables exist; the value is never stored, logged or echoed.
-    """
-    if not route.api_key_env:
-        return None  # a local server (vLLM, Ollama) may need no key
-    value = os.environ.get(route.api_key_env, "")
-    if not value:
-        log.error("provider %s: environment variable %s is not set", route.provider, route.api_key_env)
-        raise UpstreamError(f"The provider '{route.provider}' is not configured on this gateway.")
-    return value
 
 
 def _headers(route, stream: bool) -> dict:
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
     if stream:
         headers["Accept-Encoding"] = "identity"  # relay bytes as they come, undecoded
-    key = upstream_api_key(route)
+    key = upstream.api_key_for(route)
     if key:
         headers["Authorization"] = f"Bearer {key}"
     return headers
-
-
-def _read_timeout(route) -> float:
-    return route.timeout_seconds or settings.GATEWAY_DEFAULT_TIMEOUT_SECONDS
 
 
 def _upstream_body(route, chat) -> dict:
@@ -55,7 +30,7 @@ class OpenAIAdapter(ProviderAdapter):
     def complete(self, route, chat) -> Completion:
         headers = _headers(route, stream=False)
         resp = upstream.post(f"{route.base_url}/chat/completions", _upstream_body(route, chat), headers,
-                             _read_timeout(route), stream=False)
+                             upstream.read_timeout(route), stream=False)
         if resp.status_code != 200:
             raise upstream.error_from_response(resp, route.provider, streamed=False)
         try:
@@ -68,7 +43,7 @@ class OpenAIAdapter(ProviderAdapter):
 
     def stream(self, route, chat):
         headers = _headers(route, stream=True)
-        timeout = _read_timeout(route)
+        timeout = upstream.read_timeout(route)
         resp = upstream.post(f"{route.base_url}/chat/completions", _upstream_body(route, chat), headers,
                              timeout, stream=True)
         if resp.status_code != 200:
