@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from console.redis import get_redis
+
 # Lua numbers are doubles: every amount travels as a string and changes only through
 # HINCRBY, which is exact on 64-bit integers. Only the spend check compares doubles, and
 # Python repeats it exactly on the values the script returns.
@@ -102,10 +104,8 @@ class AccountNotLoaded(Exception):
 class RedisStore:
     GROUP = "reconcilers"
 
-    def __init__(self, url: str, prefix: str):
-        import redis
-
-        self.redis = redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    def __init__(self, client, prefix: str):
+        self.redis = client
         self.prefix = prefix
         self.stream = f"{prefix}:usage-events"
         self.holds = f"{prefix}:holds"
@@ -311,7 +311,7 @@ def get_store():
         with _store_lock:
             if _store is None:
                 if settings.REDIS_URL:
-                    _store = RedisStore(settings.REDIS_URL, settings.BILLING_REDIS_PREFIX)
+                    _store = RedisStore(get_redis(), settings.BILLING_REDIS_PREFIX)
                 else:
                     _store = LocalStore()
     return _store

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Membership, Organization
+from .models import Invitation, Membership, Organization
 
 
 class MembershipInline(admin.TabularInline):
@@ -14,3 +14,20 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "organization", "role", "invited_by", "created_at", "expires_at", "status"]
+    list_filter = ["role"]
+    search_fields = ["email", "organization__name"]
+    list_select_related = ["organization", "invited_by"]
+    readonly_fields = [f.name for f in Invitation._meta.fields]
+
+    # Invitations are made in the console (the token exists only in the email) and
+    # changed through console.tenancy; the admin only shows them.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

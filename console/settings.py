@@ -239,6 +239,12 @@ GATEWAY_CONNECT_TIMEOUT_SECONDS = env.float("GATEWAY_CONNECT_TIMEOUT_SECONDS", d
 GATEWAY_DEFAULT_TIMEOUT_SECONDS = env.float("GATEWAY_DEFAULT_TIMEOUT_SECONDS", default=60.0)
 GATEWAY_UPSTREAM_POOL_SIZE = env.int("GATEWAY_UPSTREAM_POOL_SIZE", default=64)
 GATEWAY_CACHE_SECONDS = env.int("GATEWAY_CACHE_SECONDS", default=5)
+# Failover: retries per deployment (before the first byte only), their backoff, and how
+# many failures within GATEWAY_COOLDOWN_SECONDS take a deployment out for that long.
+GATEWAY_RETRIES = env.int("GATEWAY_RETRIES", default=1)
+GATEWAY_RETRY_BACKOFF_SECONDS = env.float("GATEWAY_RETRY_BACKOFF_SECONDS", default=0.25)
+GATEWAY_COOLDOWN_AFTER_FAILURES = env.int("GATEWAY_COOLDOWN_AFTER_FAILURES", default=3)
+GATEWAY_COOLDOWN_SECONDS = env.int("GATEWAY_COOLDOWN_SECONDS", default=30)
 
 LOGGING = {
     "version": 1,

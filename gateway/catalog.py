@@ -8,7 +8,14 @@ from decimal import Decimal
 from django.conf import settings
 
 from .errors import ModelNotFound
-from .models import CatalogModel
+from .models import CatalogModel, ModelAlias
+
+
+@dataclass(frozen=True)
+class Deployment:
+    base_url: str
+    api_key_env: str
+    weight: float = 1
 
 
 @dataclass(frozen=True)
@@ -29,10 +36,21 @@ class Route:
     max_output_tokens: int | None
     context_window: int | None
     enabled: bool
+    deployments: tuple[Deployment, ...] = ()
+    fallbacks: tuple[str, ...] = ()
+
+    @property
+    def deployment_id(self) -> str:
+        return f"{self.public_id}@{self.base_url}"
 
 
 def route_from_model(m: CatalogModel) -> Route:
     p = m.provider
+    deployments = tuple(
+        Deployment((d.get("base_url") or p.base_url).rstrip("/"), d.get("api_key_env") or p.api_key_env,
+                   d.get("weight") or 1)
+        for d in m.deployments or ()
+    ) or (Deployment(p.base_url.rstrip("/"), p.api_key_env, 1),)
     return Route(
         model_id=m.pk,
         public_id=f"{p.slug}:{m.name}",
@@ -48,6 +66,8 @@ def route_from_model(m: CatalogModel) -> Route:
         max_output_tokens=m.max_output_tokens,
         context_window=m.context_window,
         enabled=m.enabled and p.enabled,
+        deployments=deployments,
+        fallbacks=tuple(m.fallbacks or ()),
     )
 
 
@@ -62,13 +82,20 @@ def forget_routes() -> None:
         _routes.clear()
 
 
-def _lookup(public_id: str) -> Route | None:
+def lookup_route(public_id: str) -> Route | None:
     now = time.monotonic()
     hit = _routes.get(public_id)
     if hit is not None and hit[0] > now:
         return hit[1]
-    provider, _, name = public_id.partition(":")
-    row = CatalogModel.objects.select_related("provider").filter(provider__slug=provider, name=name).first()
+    if ":" not in public_id:
+        alias = ModelAlias.objects.filter(name=public_id, enabled=True).first()
+        public_id_target = alias.target if alias else None
+    else:
+        public_id_target = public_id
+    row = None
+    if public_id_target:
+        provider, _, name = public_id_target.partition(":")
+        row = CatalogModel.objects.select_related("provider").filter(provider__slug=provider, name=name).first()
     route = route_from_model(row) if row else None
     with _routes_lock:
         _routes[public_id] = (now + settings.GATEWAY_CACHE_SECONDS, route)
@@ -76,19 +103,19 @@ def _lookup(public_id: str) -> Route | None:
 
 
 def resolve_route(public_id: str, key) -> Route:
-    """The route for a model the caller may use, or model_not_found saying why not."""
+    """The route for a model (or alias) the caller may use, or model_not_found saying why not."""
     provider, sep, name = public_id.partition(":")
-    if not sep or not provider or not name:
+    route = lookup_route(public_id) if (provider and name) or not sep else None
+    if route is None and not sep:
         raise ModelNotFound(
             f"The model '{public_id}' does not exist. Write models as 'provider:modelId', "
             "for example 'deepseek:deepseek-chat'; GET /v1/models lists them."
         )
-    route = _lookup(public_id)
     if route is None:
         raise ModelNotFound(f"The model '{public_id}' does not exist. GET /v1/models lists the models you can use.")
     if not route.enabled:
         raise ModelNotFound(f"The model '{public_id}' is disabled on this gateway.")
-    if not key.allows(public_id):
+    if not key.allows(route.public_id):
         raise ModelNotFound(f"The model '{public_id}' is not allowed for this API key.")
     return route
 

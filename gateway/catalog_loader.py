@@ -9,13 +9,14 @@ from django.db import transaction
 from billing.money import PRICE_DECIMAL_PLACES
 
 from .catalog import forget_routes
-from .models import CatalogModel, Provider
+from .models import CatalogModel, ModelAlias, Provider
 
 PROVIDER_KEYS = {"protocol", "base_url", "api_key_env", "timeout_seconds", "models"}
 MODEL_KEYS = {
     "input_per_mtok", "output_per_mtok", "upstream_model", "cached_input_per_mtok",
-    "max_output_tokens", "context_window",
+    "max_output_tokens", "context_window", "deployments", "fallbacks",
 }
+DEPLOYMENT_KEYS = {"base_url", "api_key_env", "weight"}
 MAX_PRICE = Decimal(1_000_000)  # USD per million tokens; far above any real price
 PROTOCOLS_NEEDING_URL = {Provider.Protocol.OPENAI, Provider.Protocol.ANTHROPIC}
 
@@ -62,8 +63,69 @@ def _positive_int(value, where: str) -> int | None:
     return value
 
 
-def parse_catalog(text: str) -> dict[str, dict]:
-    """The file as {provider slug: {fields..., "models": {name: fields}}}, all checked."""
+def _deployments(value, where: str) -> list[dict]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not value:
+        raise CatalogError(f"{where}: must be a non-empty list of {{base_url, api_key_env, weight}}")
+    out = []
+    for i, spec in enumerate(value):
+        dwhere = f"{where}[{i}]"
+        if not isinstance(spec, dict):
+            raise CatalogError(f"{dwhere}: must be a mapping")
+        unknown = set(spec) - DEPLOYMENT_KEYS
+        if unknown:
+            raise CatalogError(f"{dwhere}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        base_url = str(spec.get("base_url") or "")
+        if base_url and not base_url.startswith(("http://", "https://")):
+            raise CatalogError(f"{dwhere}.base_url: must be an http(s) URL")
+        weight = spec.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight <= 0:
+            raise CatalogError(f"{dwhere}.weight: must be a positive number")
+        out.append({"base_url": base_url, "api_key_env": str(spec.get("api_key_env") or ""), "weight": weight})
+    return out
+
+
+def _model_ids(value, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and ":" in v for v in value):
+        raise CatalogError(f"{where}: must be a list of \"provider:modelId\" strings")
+    return list(value)
+
+
+def _check_references(providers: dict, aliases: dict) -> None:
+    known = {f"{slug}:{name}" for slug, spec in providers.items() for name in spec["models"]}
+    for slug, spec in providers.items():
+        for name, mspec in spec["models"].items():
+            for target in mspec["fallbacks"]:
+                if target not in known:
+                    raise CatalogError(f"providers.{slug}.models.{name}.fallbacks: {target!r} is not in this file")
+                if target == f"{slug}:{name}":
+                    raise CatalogError(f"providers.{slug}.models.{name}.fallbacks: a model cannot fall back to itself")
+    for alias, target in aliases.items():
+        if target not in known:
+            raise CatalogError(f"aliases.{alias}: {target!r} is not a model in this file")
+
+
+def parse_aliases(data: dict) -> dict[str, str]:
+    aliases = data.get("aliases") or {}
+    if not isinstance(aliases, dict):
+        raise CatalogError("aliases: must be a mapping of short names to \"provider:modelId\"")
+    out = {}
+    for name, target in aliases.items():
+        name = str(name)
+        if ":" in name or not name.strip():
+            raise CatalogError(f"aliases.{name}: an alias is a name without ':'")
+        if not isinstance(target, str) or ":" not in target:
+            raise CatalogError(f"aliases.{name}: must name a \"provider:modelId\"")
+        out[name] = target
+    return out
+
+
+def parse_catalog(text: str) -> tuple[dict[str, dict], dict[str, str]]:
+    """The file as ({provider slug: {fields..., "models": {name: fields}}}, {alias: target}),
+    all checked."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -110,6 +172,8 @@ def parse_catalog(text: str) -> dict[str, dict]:
                 ),
                 "max_output_tokens": _positive_int(mspec.get("max_output_tokens"), f"{mwhere}.max_output_tokens"),
                 "context_window": _positive_int(mspec.get("context_window"), f"{mwhere}.context_window"),
+                "deployments": _deployments(mspec.get("deployments"), f"{mwhere}.deployments"),
+                "fallbacks": _model_ids(mspec.get("fallbacks"), f"{mwhere}.fallbacks"),
                 "enabled": True,
             }
         providers[slug] = {
@@ -120,7 +184,9 @@ def parse_catalog(text: str) -> dict[str, dict]:
             "enabled": True,
             "models": models,
         }
-    return providers
+    aliases = parse_aliases(data)
+    _check_references(providers, aliases)
+    return providers, aliases
 
 
 def _upsert(model_class, lookup: dict, fields: dict, label: str, report: LoadReport):
@@ -144,7 +210,7 @@ def _upsert(model_class, lookup: dict, fields: dict, label: str, report: LoadRep
 def load_catalog(text: str) -> LoadReport:
     """Upsert the file's providers and models; whatever the file no longer lists is
     disabled, never deleted, so its history stays billable. Loading twice changes nothing."""
-    providers = parse_catalog(text)
+    providers, aliases = parse_catalog(text)
     report = LoadReport()
     seen_models = set()
     for slug, spec in providers.items():
@@ -161,5 +227,11 @@ def load_catalog(text: str) -> LoadReport:
         model.enabled = False
         model.save(update_fields=["enabled", "updated_at"])
         report.disabled.append(model.public_id)
+    for name, target in aliases.items():
+        _upsert(ModelAlias, {"name": name}, {"target": target, "enabled": True}, f"alias {name}", report)
+    for alias in ModelAlias.objects.exclude(name__in=aliases).filter(enabled=True):
+        alias.enabled = False
+        alias.save(update_fields=["enabled", "updated_at"])
+        report.disabled.append(f"alias {alias.name}")
     transaction.on_commit(forget_routes)
     return report

@@ -8,7 +8,10 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
+
+from console.models import Organization
 
 from .models import ApiKey
 
@@ -54,6 +57,32 @@ def revoke_api_key(key: ApiKey) -> None:
     forget_cached_key(key.secret_hash)
 
 
+@transaction.atomic
+def create_api_key(organization, *, name, created_by, allowed_models=(), expires_at=None, spend_limit=None):
+    """A standard key made in the console, with its optional limits. Returns (key, secret);
+    the secret exists only in the caller's hands from here on."""
+    key, secret = mint_api_key(
+        organization, name=name, created_by=created_by, allowed_models=allowed_models, expires_at=expires_at
+    )
+    if spend_limit is not None:
+        key.spend_limit = spend_limit
+        key.save(update_fields=["spend_limit"])
+    return key, secret
+
+
+def rename_api_key(key: ApiKey, name: str) -> None:
+    # The name is not part of KeyIdentity, so the key cache stays valid.
+    key.name = name
+    key.save(update_fields=["name"])
+
+
+def key_status(key: ApiKey, now=None) -> str:
+    """"revoked", "expired" or "active", in that order of precedence."""
+    if key.revoked_at is not None:
+        return "revoked"
+    return "active" if key.is_active(now) else "expired"
+
+
 @dataclass(frozen=True)
 class KeyIdentity:
     """What the request path needs to know about a key, cheap to cache."""
@@ -64,9 +93,24 @@ class KeyIdentity:
     allowed_models: tuple[str, ...]
     expires_at: datetime | None
     revoked: bool
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
 
     def allows(self, public_model_id: str) -> bool:
         return not self.allowed_models or public_model_id in self.allowed_models
+
+
+def identity_of(row: ApiKey) -> KeyIdentity:
+    return KeyIdentity(
+        key_id=row.pk,
+        organization_id=row.organization_id,
+        prefix=row.prefix,
+        allowed_models=tuple(row.allowed_models or ()),
+        expires_at=row.expires_at,
+        revoked=row.revoked_at is not None,
+        rpm_limit=row.rpm_limit,
+        tpm_limit=row.tpm_limit,
+    )
 
 
 def _cache_key(secret_hash: str) -> str:
@@ -92,13 +136,30 @@ def find_key(secret: str) -> KeyIdentity | None:
         if row is None or not hmac.compare_digest(row.secret_hash, secret_hash):
             cache.set(_cache_key(secret_hash), _UNKNOWN, settings.GATEWAY_CACHE_SECONDS)
             return None
-        cached = KeyIdentity(
-            key_id=row.pk,
-            organization_id=row.organization_id,
-            prefix=row.prefix,
-            allowed_models=tuple(row.allowed_models or ()),
-            expires_at=row.expires_at,
-            revoked=row.revoked_at is not None,
-        )
+        cached = identity_of(row)
         cache.set(_cache_key(secret_hash), cached, settings.GATEWAY_CACHE_SECONDS)
     return cached
+
+
+def playground_key(organization, user) -> KeyIdentity:
+    """The organization's key for the console playground, minted on first use.
+
+    Its secret is thrown away at once: the console calls the request path in-process with
+    this identity, so no secret ever reaches a browser or travels over HTTP. Requests made
+    with it are billed and listed like any other key's."""
+    with transaction.atomic():
+        # Lock the organization so two first uses at once mint one key, not two.
+        Organization.objects.select_for_update().filter(pk=organization.pk).first()
+        row = (ApiKey.objects.filter(organization=organization, kind=ApiKey.Kind.PLAYGROUND, revoked_at__isnull=True)
+               .order_by("pk").first())
+        if row is None or not row.is_active():
+            secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_RANDOM_BYTES)
+            row = ApiKey.objects.create(
+                organization=organization,
+                name="Console playground",
+                kind=ApiKey.Kind.PLAYGROUND,
+                prefix=secret[:DISPLAY_PREFIX_LENGTH],
+                secret_hash=hash_secret(secret),
+                created_by=user,
+            )
+    return identity_of(row)

@@ -14,6 +14,7 @@ from .adapters import Usage
 from .catalog import Route
 from .chat_request import ChatRequest
 from .errors import InsufficientQuota
+from .limits import count_tokens
 from .tokens import estimate_prompt_tokens, estimate_text_tokens, output_tokens_bound, prompt_tokens_bound
 
 
@@ -40,14 +41,10 @@ class Meter:
         self.balance: Decimal | None = None
         self._settled = False
 
-    def reserve(self) -> None:
-        """Hold the request's worst-case cost, or refuse it before any upstream call."""
-        amount = charging.worst_case_cost(
-            prompt_tokens_bound(self.chat.body, self.route.context_window),
-            output_tokens_bound(self.chat.max_tokens, self.chat.body.get("n"), self.route.max_output_tokens,
-                                settings.BILLING_DEFAULT_MAX_OUTPUT_TOKENS),
-            prices_of(self.route),
-        )
+    def reserve(self, chain: list[Route]) -> None:
+        """Hold the request's worst-case cost on any model that may serve it, or refuse it
+        before any upstream call."""
+        amount = max(self._worst_case(route) for route in chain)
         try:
             charging.reserve(self.key.organization_id, self.request_id, amount)
         except charging.InsufficientBalance as e:
@@ -56,6 +53,18 @@ class Meter:
                 f"Your prepaid balance cannot cover this request: it may cost up to {e.needed} USD and "
                 f"{max(e.available, 0)} USD is available. Add credit, or lower max_tokens."
             )
+
+    def _worst_case(self, route: Route) -> Decimal:
+        return charging.worst_case_cost(
+            prompt_tokens_bound(self.chat.body, route.context_window),
+            output_tokens_bound(self.chat.max_tokens, self.chat.body.get("n"), route.max_output_tokens,
+                                settings.BILLING_DEFAULT_MAX_OUTPUT_TOKENS),
+            prices_of(route),
+        )
+
+    def served_by(self, route: Route) -> None:
+        """The model that answered: its price is the one charged."""
+        self.route = route
 
     def first_byte(self) -> None:
         if self._first_byte is None:
@@ -101,3 +110,4 @@ class Meter:
             },
             prices_of(self.route),
         )
+        count_tokens(self.key, usage.prompt_tokens + usage.completion_tokens)

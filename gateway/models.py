@@ -38,6 +38,11 @@ class CatalogModel(models.Model):
     cached_input_per_mtok = models.DecimalField(**PRICE, null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     context_window = models.PositiveIntegerField(null=True, blank=True)
+    # More than one place serving this model: [{"base_url", "api_key_env", "weight"}, ...];
+    # empty means the provider's own base_url and key.
+    deployments = models.JSONField(default=list, blank=True)
+    # Public ids of other catalog models to try, in order, when every deployment fails.
+    fallbacks = models.JSONField(default=list, blank=True)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -54,6 +59,18 @@ class CatalogModel(models.Model):
     @property
     def public_id(self) -> str:
         return f"{self.provider.slug}:{self.name}"
+
+
+class ModelAlias(models.Model):
+    """A short name callers may use instead of "provider:modelId"."""
+
+    name = models.CharField(max_length=200, unique=True)
+    target = models.CharField(max_length=300, help_text='the "provider:modelId" it stands for')
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.name} → {self.target}"
 
 
 class ApiKey(models.Model):
@@ -76,6 +93,8 @@ class ApiKey(models.Model):
     allowed_models = models.JSONField(default=list, blank=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STANDARD)
     spend_limit = MoneyField(null=True, blank=True, help_text="USD this key may spend in all; empty: no limit")
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="requests per minute; empty: none")
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="tokens per minute; empty: none")
 
     class Meta:
         verbose_name = "API key"

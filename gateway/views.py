@@ -14,9 +14,12 @@ from .catalog import models_for_key, resolve_route
 from .chat_request import parse_chat_request, read_json_object
 from .encoding import encode
 from .errors import GatewayError, UpstreamError
+from .keys import KeyIdentity
+from .limits import check_rate_limits
 from .metering import Meter
 from .models import CatalogModel
 from .relay import relay, sse_response
+from .resilience import call_with_failover, candidates
 
 
 def json_response(payload: dict, status: int = 200, usage_cost=None) -> HttpResponse:
@@ -28,44 +31,69 @@ class GatewayView(APIView):
     permission_classes = []
 
 
+def serve_chat(request, key: KeyIdentity, body: dict | None = None) -> HttpResponse:
+    """The chat request path for an authenticated key: check the body, resolve the model,
+    reserve, call the upstream, relay, settle. `body` is the request's JSON body unless the
+    caller (the console playground) has already read and shaped it. Failures before the
+    first byte raise GatewayError for the caller to put in the envelope."""
+    if body is None:
+        body = read_json_object(request, settings.GATEWAY_MAX_BODY_BYTES)
+    chat = parse_chat_request(body)
+    route = resolve_route(chat.model, key)
+    limit_headers = check_rate_limits(key)
+    chain = candidates(route, key)
+    meter = Meter(request.request_id, key, route, chat)
+    meter.reserve(chain)
+    try:
+        if chat.stream:
+            served, (first, chunks) = call_with_failover(chain, lambda candidate: _open_stream(candidate, chat))
+            meter.served_by(served)
+            response = sse_response(relay(first, chunks, meter, request.request_id))
+            return _with_headers(response, served, limit_headers)
+        served, completion = call_with_failover(chain, lambda candidate: adapter_for(candidate).complete(candidate, chat))
+        meter.served_by(served)
+    except GatewayError as e:
+        meter.finish("upstream_error", None, http_status=e.status_code, error_code=e.code)
+        raise
+    except BaseException:
+        meter.finish("error", None, http_status=500, error_code="internal_error")
+        raise
+    meter.first_byte()
+    usage = completion.usage
+    answer = completion.body
+    if usage is None:
+        usage = Usage(meter.estimated_usage("estimated").prompt_tokens,
+                      _completion_tokens_estimate(meter, answer), basis="estimated")
+        answer["usage"] = usage.as_openai()
+    answer["model"] = chat.model
+    meter.finish("completed", usage)
+    response = json_response(answer, usage_cost=meter.cost)
+    response["x-mixgateway-cost-usd"] = usd(meter.cost)
+    if meter.balance is not None:
+        response["x-mixgateway-balance-usd"] = usd(meter.balance)
+    return _with_headers(response, served, limit_headers)
+
+
+def _open_stream(route, chat):
+    chunks = adapter_for(route).stream(route, chat)
+    # Wait for the first chunk before answering 200: an upstream that fails at once can
+    # still be failed over, or give the caller a proper error status.
+    first = next(chunks, None)
+    if first is None:
+        raise UpstreamError(f"The upstream provider '{route.provider}' sent an empty stream.")
+    return first, chunks
+
+
+def _with_headers(response: HttpResponse, served, limit_headers: dict) -> HttpResponse:
+    response["x-mixgateway-served-by"] = served.public_id
+    for name, value in limit_headers.items():
+        response[name] = value
+    return response
+
+
 class ChatCompletionsView(GatewayView):
     def post(self, request):
-        key = request.auth
-        chat = parse_chat_request(read_json_object(request, settings.GATEWAY_MAX_BODY_BYTES))
-        route = resolve_route(chat.model, key)
-        adapter = adapter_for(route)
-        meter = Meter(request.request_id, key, route, chat)
-        meter.reserve()
-        try:
-            if chat.stream:
-                chunks = adapter.stream(route, chat)
-                # Wait for the first chunk before answering 200, so an upstream that fails
-                # at once still gets the caller a proper error status.
-                first = next(chunks, None)
-                if first is None:
-                    raise UpstreamError(f"The upstream provider '{route.provider}' sent an empty stream.")
-                return sse_response(relay(first, chunks, meter, request.request_id))
-            completion = adapter.complete(route, chat)
-        except GatewayError as e:
-            meter.finish("upstream_error", None, http_status=e.status_code, error_code=e.code)
-            raise
-        except BaseException:
-            meter.finish("error", None, http_status=500, error_code="internal_error")
-            raise
-        meter.first_byte()
-        usage = completion.usage
-        body = completion.body
-        if usage is None:
-            usage = Usage(meter.estimated_usage("estimated").prompt_tokens,
-                          _completion_tokens_estimate(meter, body), basis="estimated")
-            body["usage"] = usage.as_openai()
-        body["model"] = chat.model
-        meter.finish("completed", usage)
-        response = json_response(body, usage_cost=meter.cost)
-        response["x-mixgateway-cost-usd"] = usd(meter.cost)
-        if meter.balance is not None:
-            response["x-mixgateway-balance-usd"] = usd(meter.balance)
-        return response
+        return serve_chat(request, request.auth)
 
 
 def _completion_tokens_estimate(meter: Meter, body: dict) -> int:

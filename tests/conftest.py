@@ -14,6 +14,8 @@ from billing.reservations import RedisStore, get_store, reset_store
 from console.tenancy import create_organization
 from gateway.catalog import forget_routes
 from gateway.catalog_loader import load_catalog
+from gateway.limits import reset_limiter
+from gateway.resilience import reset_cooldowns
 from gateway.keys import mint_api_key
 from tests.live_threads import wait_until_idle
 from tests.upstream_mock import MockUpstream
@@ -56,6 +58,8 @@ TEST_REDIS_PREFIX = f"mgtest{os.environ.get('PYTEST_XDIST_WORKER', '')}"
 
 
 def clear_billing_store():
+    reset_limiter()
+    reset_cooldowns()
     reset_store()
     store = get_store()
     if isinstance(store, RedisStore):

@@ -35,6 +35,9 @@ models behave as "ok":
 - ``reasoning``: like "ok" with ``prompt_tokens_details.cached_tokens = 4`` and
   ``completion_tokens_details.reasoning_tokens = 2`` in usage.
 
+A base URL of ``.../down-<status>/v1`` answers that status to everything: a
+deployment that is down, for failover tests.
+
 Every request is recorded in ``MockUpstream.requests`` as
 ``{"path", "headers" (lower-case names), "body" (parsed JSON or None)}``.
 """
@@ -124,6 +127,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_error(400, "We could not parse the JSON body of your request.",
                                     "invalid_request_error")
         path = urlsplit(self.path).path.rstrip("/")
+        if path.startswith("/down-"):
+            # A deployment that is down whatever it is asked: base_url .../down-503/v1
+            status = int(path.split("/")[1].removeprefix("down-"))
+            return self._send_error(status, "this deployment is down", "server_error")
         route = {
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/embeddings"): self._embeddings,

@@ -1,12 +1,79 @@
+"""The dashboard: balance, the last 30 days of spend and requests, tokens by model and the
+latest requests, all of the current organization."""
+
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
 from django.shortcuts import render
 from django.urls import path
+from django.utils import timezone
 
+from billing.ledger import balance_of
+from billing.models import UsageRecord
+from billing.money import ZERO, usd
 from console.access import org_view
+
+DAYS = 30
+
+
+def window_start(today):
+    """Midnight (in the console's time zone) of the first of the last DAYS days."""
+    return timezone.make_aware(datetime.combine(today - timedelta(days=DAYS - 1), time.min))
+
+
+def daily_usage(org, since) -> dict:
+    """Spend (exact USD strings) and request counts per day, oldest first, zeros included."""
+    first_day = timezone.localdate(since)
+    rows = (
+        UsageRecord.objects.filter(organization=org, created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(spend=Sum("cost"), requests=Count("id"))
+        .order_by("day")
+    )
+    by_day = {row["day"]: row for row in rows}
+    days = [first_day + timedelta(days=i) for i in range(DAYS)]
+    return {
+        "days": [d.isoformat() for d in days],
+        "spend": [usd(by_day[d]["spend"] or ZERO) if d in by_day else "0" for d in days],
+        "requests": [by_day[d]["requests"] if d in by_day else 0 for d in days],
+    }
+
+
+def tokens_by_model(org, since) -> list[dict]:
+    return list(
+        UsageRecord.objects.filter(organization=org, created_at__gte=since)
+        .values("model")
+        .annotate(requests=Count("id"), prompt_tokens=Sum("prompt_tokens"),
+                  completion_tokens=Sum("completion_tokens"), cost=Sum("cost"))
+        .order_by("-cost", "model")
+    )
 
 
 @org_view()
 def index(request):
-    return render(request, "console/placeholder.html", {"title": "Dashboard"})
+    org = request.org
+    since = window_start(timezone.localdate())
+    chart = daily_usage(org, since)
+    models = tokens_by_model(org, since)
+    for row in models:
+        row["cost"] = usd(row["cost"] or ZERO)
+    latest = [
+        {"record": r, "tokens": r.prompt_tokens + r.completion_tokens, "cost": usd(r.cost)}
+        for r in UsageRecord.objects.filter(organization=org).order_by("-created_at", "-id")[:10]
+    ]
+    return render(request, "console/dashboard/index.html", {
+        "title": "Dashboard",
+        "balance": usd(balance_of(org.pk)),
+        "spend_30d": usd(sum((Decimal(d) for d in chart["spend"]), ZERO)),
+        "requests_30d": sum(m["requests"] for m in models),
+        "chart": chart,
+        "models": models,
+        "latest": latest,
+        "days": DAYS,
+    })
 
 
 urlpatterns = [path("dashboard/", index, name="dashboard")]

@@ -1,12 +1,107 @@
-from django.shortcuts import render
-from django.urls import path
+"""API keys: list, create (the secret is shown once), rename and revoke.
 
-from console.access import org_view
+Members may create keys and manage the ones they created; admins and owners manage every
+key of the organization. Playground keys belong to the console itself and are invisible
+here, so none of these URLs can reach them.
+"""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from console.access import get_for_org, has_role, org_view
+from console.forms_keys import CreateKeyForm, RenameKeyForm
+from console.models import Membership
+from gateway.keys import create_api_key, key_status, rename_api_key, revoke_api_key
+from gateway.models import ApiKey
+
+
+def console_keys():
+    return ApiKey.objects.exclude(kind=ApiKey.Kind.PLAYGROUND).select_related("created_by")
+
+
+def can_manage(request, key: ApiKey) -> bool:
+    return has_role(request.membership, Membership.Role.ADMIN) or key.created_by_id == request.user.pk
+
+
+def key_for_change(request, pk: int) -> ApiKey:
+    key = get_for_org(console_keys(), request.org, pk=pk)
+    if not can_manage(request, key):
+        raise PermissionDenied("Members may change only the keys they created.")
+    return key
+
+
+def with_status(request, key: ApiKey, now) -> ApiKey:
+    key.status = key_status(key, now)
+    key.manageable = can_manage(request, key)
+    return key
 
 
 @org_view()
 def index(request):
-    return render(request, "console/placeholder.html", {"title": "Keys"})
+    now = timezone.now()
+    rows = console_keys().filter(organization=request.org).order_by("-created_at", "-pk")
+    keys = [with_status(request, key, now) for key in rows]
+    return render(request, "console/keys/index.html", {"title": "API keys", "keys": keys, "form": CreateKeyForm()})
 
 
-urlpatterns = [path("keys/", index, name="keys")]
+@never_cache
+@org_view()
+def create(request):
+    form = CreateKeyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        key, secret = create_api_key(
+            request.org,
+            name=form.cleaned_data["name"],
+            created_by=request.user,
+            allowed_models=form.cleaned_data["allowed_models"],
+            expires_at=form.expires_at,
+            spend_limit=form.cleaned_data["spend_limit"],
+        )
+        # Rendered straight into this response (never redirected, stored or logged), and
+        # never_cache keeps it out of the browser's and any proxy's cache.
+        return render(request, "console/keys/created.html", {"title": "Key created", "key": key, "secret": secret})
+    return render(request, "console/keys/new.html", {"title": "Create API key", "form": form})
+
+
+@org_view()
+def detail(request, pk):
+    key = with_status(request, get_for_org(console_keys(), request.org, pk=pk), timezone.now())
+    form = RenameKeyForm(initial={"name": key.name})
+    return render(request, "console/keys/detail.html", {"title": key.name or "API key", "key": key, "form": form})
+
+
+@require_POST
+@org_view()
+def rename(request, pk):
+    key = key_for_change(request, pk)
+    form = RenameKeyForm(request.POST)
+    if not form.is_valid():
+        with_status(request, key, timezone.now())
+        return render(request, "console/keys/detail.html", {"title": key.name or "API key", "key": key, "form": form},
+                      status=400)
+    rename_api_key(key, form.cleaned_data["name"])
+    messages.success(request, f"Renamed the key to “{key.name}”.")
+    return redirect("key_detail", pk=key.pk)
+
+
+@require_POST
+@org_view()
+def revoke(request, pk):
+    key = key_for_change(request, pk)
+    revoke_api_key(key)
+    messages.success(request, f"Revoked “{key.name or key.prefix}”. The gateway refuses it from now on.")
+    return redirect("keys")
+
+
+urlpatterns = [
+    path("keys/", index, name="keys"),
+    path("keys/new/", create, name="key_create"),
+    path("keys/<int:pk>/", detail, name="key_detail"),
+    path("keys/<int:pk>/rename/", rename, name="key_rename"),
+    path("keys/<int:pk>/revoke/", revoke, name="key_revoke"),
+]

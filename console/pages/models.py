@@ -1,12 +1,36 @@
+"""The models page: what callers can name in `model`, and what each costs."""
+
 from django.shortcuts import render
 from django.urls import path
 
+from billing.money import usd
 from console.access import org_view
+from gateway.models import CatalogModel
+
+
+def enabled_models():
+    """Catalog models callers can use now (model and provider both enabled)."""
+    return CatalogModel.objects.select_related("provider").filter(enabled=True, provider__enabled=True)
+
+
+def _price(value):
+    return None if value is None else usd(value)
 
 
 @org_view()
 def index(request):
-    return render(request, "console/placeholder.html", {"title": "Models"})
+    rows = [
+        {
+            "public_id": m.public_id,
+            "input": _price(m.input_per_mtok),
+            "output": _price(m.output_per_mtok),
+            "cached": _price(m.cached_input_per_mtok),
+            "max_output_tokens": m.max_output_tokens,
+            "context_window": m.context_window,
+        }
+        for m in enabled_models()
+    ]
+    return render(request, "console/models/index.html", {"title": "Models", "models": rows})
 
 
 urlpatterns = [path("models/", index, name="models")]

@@ -1,12 +1,61 @@
+"""The playground: chat with any enabled model from the console, through the real gateway
+request path and billed like any request, with no secret key in the browser.
+
+The page posts {"model", "messages"} to `playground_chat`, a session-authenticated,
+CSRF-protected endpoint that calls the gateway's `serve_chat` in-process with the
+organization's playground key and relays the same server-sent events as /v1."""
+
+from django.conf import settings
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import path
+from django.views.decorators.http import require_POST
 
 from console.access import org_view
+from gateway.chat_request import read_json_object
+from gateway.encoding import encode
+from gateway.errors import GatewayError
+from gateway.keys import playground_key
+from gateway.views import serve_chat
+
+from .models import enabled_models
+
+PREFERRED_MODEL = "demo:echo"
 
 
 @org_view()
 def index(request):
-    return render(request, "console/placeholder.html", {"title": "Playground"})
+    models = [m.public_id for m in enabled_models()]
+    selected = PREFERRED_MODEL if PREFERRED_MODEL in models else (models[0] if models else None)
+    return render(request, "console/playground/index.html",
+                  {"title": "Playground", "models": models, "selected": selected})
 
 
-urlpatterns = [path("playground/", index, name="playground")]
+def playground_body(body: dict) -> dict:
+    """Only the model and the conversation come from the browser; the answer always
+    streams. serve_chat checks both exactly as /v1 does."""
+    return {"model": body.get("model"), "messages": body.get("messages"), "stream": True}
+
+
+def error_response(error: GatewayError, request_id: str) -> HttpResponse:
+    response = HttpResponse(encode(error.body(request_id)), content_type="application/json",
+                            status=error.status_code)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+@org_view()
+@require_POST
+def chat(request):
+    try:
+        body = playground_body(read_json_object(request, settings.GATEWAY_MAX_BODY_BYTES))
+        return serve_chat(request, playground_key(request.org, request.user), body)
+    except GatewayError as e:
+        return error_response(e, request.request_id)
+
+
+urlpatterns = [
+    path("playground/", index, name="playground"),
+    path("playground/chat/", chat, name="playground_chat"),
+]

@@ -1,12 +1,119 @@
+"""The request log: every booked request of the organization, filterable, exportable as CSV."""
+
+import csv
+
+from django.core.paginator import Paginator
+from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path
+from django.utils import timezone
 
-from console.access import org_view
+from billing.models import UsageRecord
+from billing.money import usd
+from console.access import get_for_org, org_view
+from console.filters_usage import STATUSES, UsageFilterForm, filtered_usage, org_usage
+
+PAGE_SIZE = 50
+
+BASIS_EXPLAINED = {
+    UsageRecord.Basis.PROVIDER: "The provider reported these token counts, and they were charged as reported.",
+    UsageRecord.Basis.ESTIMATED: (
+        "The provider reported no usage, so the gateway estimated the tokens from the prompt "
+        "and the answer it relayed."
+    ),
+    UsageRecord.Basis.PARTIAL: (
+        "The answer was cut short: charged for an estimate of the prompt plus the part of the answer "
+        "that was relayed before it stopped, never for text the caller did not get."
+    ),
+}
+STATUS_LABELS = dict(STATUSES)
+
+
+def _for_display(record: UsageRecord) -> UsageRecord:
+    record.cost_usd = usd(record.cost)
+    record.ok = record.status == "completed"
+    record.status_label = STATUS_LABELS.get(record.status, record.status)
+    return record
 
 
 @org_view()
 def index(request):
-    return render(request, "console/placeholder.html", {"title": "Usage"})
+    form = UsageFilterForm(request.GET, org=request.org)
+    page = Paginator(filtered_usage(request.org, form), PAGE_SIZE).get_page(request.GET.get("page"))
+    for record in page:
+        _for_display(record)
+    return render(request, "console/usage/index.html", {
+        "title": "Usage",
+        "form": form,
+        "page": page,
+        "filtering": form.is_filtering(),
+        "has_any": bool(page.object_list) or org_usage(request.org).exists(),
+    })
 
 
-urlpatterns = [path("usage/", index, name="usage")]
+class _Echo:
+    def write(self, value):
+        return value
+
+
+CSV_HEADER = [
+    "time", "request_id", "model", "key_prefix", "status", "http_status", "error_code", "stream", "basis",
+    "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "cost_usd", "latency_ms", "ttft_ms",
+]
+
+
+def _text(value: str) -> str:
+    # A cell starting with = + - @ would be run as a formula by spreadsheet programs.
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+
+
+def _csv_row(r: UsageRecord) -> list:
+    return [
+        r.created_at.isoformat(), r.request_id, _text(r.model), r.api_key.prefix if r.api_key else "",
+        r.status, r.http_status, _text(r.error_code), "yes" if r.stream else "no", r.basis,
+        r.prompt_tokens, r.cached_tokens, r.completion_tokens, r.reasoning_tokens, usd(r.cost),
+        r.latency_ms, "" if r.ttft_ms is None else r.ttft_ms,
+    ]
+
+
+@org_view()
+def export(request):
+    form = UsageFilterForm(request.GET, org=request.org)
+    records = filtered_usage(request.org, form)
+    writer = csv.writer(_Echo())
+
+    def rows():
+        yield writer.writerow(CSV_HEADER)
+        for record in records.iterator(chunk_size=1000):
+            yield writer.writerow(_csv_row(record))
+
+    filename = f"usage-{request.org.slug}-{timezone.localdate():%Y-%m-%d}.csv"
+    return StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@org_view()
+def detail(request, request_id):
+    record = get_for_org(UsageRecord.objects.select_related("api_key", "ledger_entry"), request.org,
+                         request_id=request_id)
+    entry = record.ledger_entry
+    return render(request, "console/usage/detail.html", {
+        "title": f"Request {record.request_id}",
+        "record": _for_display(record),
+        "basis_explained": BASIS_EXPLAINED.get(record.basis, record.basis),
+        "prices": {
+            "input": usd(record.input_per_mtok),
+            "cached": None if record.cached_input_per_mtok is None else usd(record.cached_input_per_mtok),
+            "output": usd(record.output_per_mtok),
+        },
+        "entry": entry,
+        "entry_amount": usd(entry.amount) if entry else None,
+        "entry_balance_after": usd(entry.balance_after) if entry else None,
+    })
+
+
+urlpatterns = [
+    path("usage/", index, name="usage"),
+    path("usage/export.csv", export, name="usage_export"),
+    path("usage/<str:request_id>/", detail, name="usage_detail"),
+]

@@ -1,0 +1,79 @@
+"""Forms of the API keys pages. They only validate; gateway.keys makes the changes."""
+
+from datetime import datetime, time
+
+from django import forms
+from django.utils import timezone
+
+from billing.ledger import BillingError, parse_amount
+from gateway.models import ApiKey, CatalogModel
+
+NAME_MAX = ApiKey._meta.get_field("name").max_length
+
+
+def model_choices():
+    models = CatalogModel.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
+    return [(m.public_id, m.public_id) for m in models]
+
+
+class KeyNameField(forms.CharField):
+    def __init__(self, **kwargs):
+        super().__init__(
+            max_length=NAME_MAX,
+            widget=forms.TextInput(attrs={"placeholder": "e.g. production backend", "autocomplete": "off"}),
+            help_text="So you can tell your keys apart.",
+            **kwargs,
+        )
+
+
+class CreateKeyForm(forms.Form):
+    name = KeyNameField()
+    allowed_models = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Allowed models",
+        help_text="Tick none to allow every model, including ones added later.",
+    )
+    expires_on = forms.DateField(
+        required=False,
+        label="Expires on",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Optional. The key stops working at 00:00 UTC on this day.",
+    )
+    spend_limit = forms.CharField(
+        required=False,
+        label="Spend limit (USD)",
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "no limit", "autocomplete": "off"}),
+        help_text="Optional. The most this key may spend in total.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["allowed_models"].choices = model_choices()
+
+    def clean_expires_on(self):
+        day = self.cleaned_data["expires_on"]
+        if day is not None and day <= timezone.localdate():
+            raise forms.ValidationError("Choose a day after today.")
+        return day
+
+    def clean_spend_limit(self):
+        text = self.cleaned_data["spend_limit"].strip().removeprefix("$")
+        if not text:
+            return None
+        try:
+            return parse_amount(text)
+        except BillingError as e:
+            message = str(e)
+            raise forms.ValidationError(message[:1].upper() + message[1:] + ".")
+
+    @property
+    def expires_at(self):
+        day = self.cleaned_data.get("expires_on")
+        if day is None:
+            return None
+        return timezone.make_aware(datetime.combine(day, time.min))
+
+
+class RenameKeyForm(forms.Form):
+    name = KeyNameField()

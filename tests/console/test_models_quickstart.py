@@ -1,0 +1,73 @@
+"""The models page and the quickstart."""
+
+import pytest
+from django.test import Client
+
+from gateway.keys import mint_api_key, playground_key, revoke_api_key
+from gateway.models import CatalogModel, Provider
+
+pytestmark = pytest.mark.django_db
+
+
+def test_models_lists_enabled_models_with_exact_prices(as_bob, catalog):
+    CatalogModel.objects.filter(name="fail-500").update(enabled=False)
+    CatalogModel.objects.filter(name="ok").update(cached_input_per_mtok="0.07", context_window=64000)
+    resp = as_bob.get("/models/")
+    assert resp.status_code == 200
+    rows = {m["public_id"]: m for m in resp.context["models"]}
+    assert "mock:fail-500" not in rows and "mock:fail-500" not in resp.content.decode()
+    assert rows["mock:ok"] == {"public_id": "mock:ok", "input": "0.27", "output": "1.1", "cached": "0.07",
+                               "max_output_tokens": 4096, "context_window": 64000}
+    assert rows["demo:echo"]["input"] == "0.1" and rows["demo:echo"]["output"] == "0.2"
+    assert rows["demo:echo"]["cached"] is None
+    page = resp.content.decode()
+    assert 'data-copy="demo:echo"' in page and "<code>mock:ok</code>" in page
+
+
+def test_models_hides_models_of_a_disabled_provider(as_bob, catalog):
+    Provider.objects.filter(slug="mock").update(enabled=False)
+    rows = [m["public_id"] for m in as_bob.get("/models/").context["models"]]
+    assert rows == ["demo:echo"]
+
+
+def test_models_without_a_catalog_says_so(as_bob):
+    assert "No models are enabled" in as_bob.get("/models/").content.decode()
+
+
+def test_quickstart_fills_in_the_base_url_and_a_key_prefix(as_alice, org, catalog):
+    _, old = mint_api_key(org, name="old")
+    key, secret = mint_api_key(org, name="newest")
+    page = as_alice.get("/quickstart/").content.decode()
+    assert "http://testserver/v1/chat/completions" in page
+    assert 'base_url="http://testserver/v1"' in page
+    assert f"{key.prefix}..." in page
+    assert secret not in page and secret[:14] not in page and old[:14] not in page
+    assert '"model": "demo:echo"' in page.replace("&quot;", '"')
+
+
+def test_quickstart_uses_the_public_base_url(as_alice, settings):
+    settings.PUBLIC_BASE_URL = "https://llm.example.com/"
+    page = as_alice.get("/quickstart/").content.decode()
+    assert "https://llm.example.com/v1/chat/completions" in page and "testserver" not in page
+
+
+def test_quickstart_never_shows_revoked_or_playground_keys(as_alice, alice, org):
+    key, _ = mint_api_key(org, name="gone")
+    revoke_api_key(key)
+    hidden = playground_key(org, alice)
+    resp = as_alice.get("/quickstart/")
+    page = resp.content.decode()
+    assert key.prefix not in page and hidden.prefix not in page
+    assert "no API key yet" in page and 'href="/keys/"' in page
+
+
+def test_quickstart_shows_only_the_own_organizations_key(as_charlie, org):
+    key, _ = mint_api_key(org, name="alpha")
+    page = as_charlie.get("/quickstart/").content.decode()
+    assert key.prefix not in page and "no API key yet" in page
+
+
+@pytest.mark.parametrize("url", ["/models/", "/quickstart/"])
+def test_pages_need_a_login(url):
+    resp = Client().get(url)
+    assert resp.status_code == 302 and "/accounts/login/" in resp["Location"]

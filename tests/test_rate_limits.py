@@ -1,0 +1,112 @@
+"""Per-key requests-per-minute and tokens-per-minute limits, in OpenAI's terms."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import openai
+import pytest
+import requests
+from django.conf import settings
+from django.db import connection
+
+from gateway.keys import mint_api_key
+from gateway.models import ApiKey
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parent.parent
+HELLO = [{"role": "user", "content": "Say hello"}]
+
+
+def limited_key(org, **limits) -> str:
+    key, secret = mint_api_key(org)
+    ApiKey.objects.filter(pk=key.pk).update(**limits)
+    return secret
+
+
+def sdk(gateway_url, secret):
+    return openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)
+
+
+def test_requests_beyond_the_rpm_limit_get_429_with_retry_after(gateway_url, catalog, org):
+    client = sdk(gateway_url, limited_key(org, rpm_limit=5))
+    raw = client.chat.completions.with_raw_response.create(model="demo:echo", messages=HELLO)
+    assert raw.headers["x-ratelimit-limit-requests"] == "5"
+    assert raw.headers["x-ratelimit-remaining-requests"] == "4"
+    assert raw.headers["x-ratelimit-reset-requests"].endswith("s")
+    for _ in range(4):
+        client.chat.completions.create(model="demo:echo", messages=HELLO)
+    with pytest.raises(openai.RateLimitError) as err:
+        client.chat.completions.create(model="demo:echo", messages=HELLO)
+    assert err.value.code == "rate_limit_exceeded" and err.value.type == "requests"
+    headers = err.value.response.headers
+    assert 1 <= int(headers["retry-after"]) <= 61
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_tokens_beyond_the_tpm_limit_get_429(gateway_url, catalog, org):
+    client = sdk(gateway_url, limited_key(org, tpm_limit=20))
+    client.chat.completions.create(model="mock:ok", messages=HELLO)  # 11 tokens
+    client.chat.completions.create(model="mock:ok", messages=HELLO)  # 22: over, but it was admitted
+    with pytest.raises(openai.RateLimitError) as err:
+        client.chat.completions.create(model="mock:ok", messages=HELLO)
+    assert err.value.type == "tokens" and err.value.response.headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+def test_limits_are_per_key(gateway_url, catalog, org):
+    limited = sdk(gateway_url, limited_key(org, rpm_limit=1))
+    other = sdk(gateway_url, limited_key(org))
+    limited.chat.completions.create(model="demo:echo", messages=HELLO)
+    with pytest.raises(openai.RateLimitError):
+        limited.chat.completions.create(model="demo:echo", messages=HELLO)
+    other.chat.completions.create(model="demo:echo", messages=HELLO)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not settings.REDIS_URL or connection.vendor != "postgresql",
+                    reason="needs PostgreSQL and Redis shared by two gunicorn workers")
+def test_a_60_rpm_key_passes_exactly_60_of_1000_requests_across_two_workers(catalog, org):
+    secret = limited_key(org, rpm_limit=60)
+    db = connection.settings_dict
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
+           f"{db['PORT'] or 5432}/{db['NAME']}", "REDIS_URL": settings.REDIS_URL,
+           "BILLING_REDIS_PREFIX": settings.BILLING_REDIS_PREFIX, "SECRET_KEY": settings.SECRET_KEY,
+           "ALLOWED_HOSTS": "127.0.0.1", "CONN_MAX_AGE": "0"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "console.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+         "--worker-class", "gthread", "--threads", "8"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/v1/models", timeout=10)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+
+        def call(_):
+            # A new connection each time, so the requests spread over both workers.
+            return requests.post(url, headers={"Authorization": f"Bearer {secret}", "Connection": "close"},
+                                 json={"model": "demo:echo", "messages": HELLO}, timeout=30).status_code
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(call, range(1000)))
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    assert statuses.count(200) == 60
+    assert statuses.count(429) == 940
