@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.conf import settings
 
+from .key_budgets import budgets
 from .models import Account
 from .money import ceil_to_unit, from_units, to_units, token_cost
 from .reservations import AccountNotLoaded, LocalStore, get_store
@@ -90,6 +91,20 @@ def reserve(organization_id: int, request_id: str, amount: Decimal) -> None:
         ok, snapshot = store.reserve(organization_id, request_id, units, settings.BILLING_RESERVATION_TTL_SECONDS)
     if not ok:
         raise InsufficientBalance(from_units(snapshot.available), amount)
+
+
+class KeySpendLimitReached(Exception):
+    pass
+
+
+def reserve_key_spend(key_id: int, request_id: str, amount: Decimal, limit: Decimal) -> None:
+    """Hold `amount` of the key's spend limit, or raise KeySpendLimitReached."""
+    if not budgets().reserve(key_id, request_id, to_units(amount), to_units(limit)):
+        raise KeySpendLimitReached()
+
+
+def settle_key_spend(key_id: int, request_id: str, cost: Decimal) -> None:
+    budgets().settle(key_id, request_id, to_units(cost))
 
 
 def release(organization_id: int, request_id: str) -> None:

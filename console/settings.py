@@ -239,6 +239,8 @@ GATEWAY_CONNECT_TIMEOUT_SECONDS = env.float("GATEWAY_CONNECT_TIMEOUT_SECONDS", d
 GATEWAY_DEFAULT_TIMEOUT_SECONDS = env.float("GATEWAY_DEFAULT_TIMEOUT_SECONDS", default=60.0)
 GATEWAY_UPSTREAM_POOL_SIZE = env.int("GATEWAY_UPSTREAM_POOL_SIZE", default=64)
 GATEWAY_CACHE_SECONDS = env.int("GATEWAY_CACHE_SECONDS", default=5)
+# Encrypts upstream keys pasted into the admin; derived from SECRET_KEY when unset.
+UPSTREAM_KEYS_ENCRYPTION_KEY = env_secret("UPSTREAM_KEYS_ENCRYPTION_KEY") or ""
 # Failover: retries per deployment (before the first byte only), their backoff, and how
 # many failures within GATEWAY_COOLDOWN_SECONDS take a deployment out for that long.
 GATEWAY_RETRIES = env.int("GATEWAY_RETRIES", default=1)

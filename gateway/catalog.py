@@ -28,6 +28,7 @@ class Route:
     protocol: str
     base_url: str
     api_key_env: str
+    api_key_encrypted: str
     timeout_seconds: float | None
     upstream_model: str
     input_per_mtok: Decimal
@@ -58,6 +59,7 @@ def route_from_model(m: CatalogModel) -> Route:
         protocol=p.protocol,
         base_url=p.base_url.rstrip("/"),
         api_key_env=p.api_key_env,
+        api_key_encrypted=p.api_key_encrypted,
         timeout_seconds=p.timeout_seconds,
         upstream_model=m.upstream_model or m.name,
         input_per_mtok=m.input_per_mtok,

@@ -3,10 +3,12 @@
 import json
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import RawPostDataException
 from django.http.request import RequestDataTooBig
 
 from .errors import InvalidRequest, RequestTooLarge
+from .tokens import estimate_prompt_tokens, output_tokens_bound, prompt_tokens_bound
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
@@ -17,6 +19,17 @@ class ChatRequest:
     body: dict  # the caller's whole body; unknown fields pass through upstream
     stream: bool
     max_tokens: int | None
+
+    # What billing needs to know of any request: bounds to reserve, an estimate to charge.
+    def prompt_bound(self, context_window: int | None) -> int:
+        return prompt_tokens_bound(self.body, context_window)
+
+    def output_bound(self, max_output_tokens: int | None) -> int:
+        return output_tokens_bound(self.max_tokens, self.body.get("n"), max_output_tokens,
+                                   settings.BILLING_DEFAULT_MAX_OUTPUT_TOKENS)
+
+    def prompt_estimate(self) -> int:
+        return estimate_prompt_tokens(self.body["messages"])
 
 
 def read_json_object(request, max_bytes: int) -> dict:

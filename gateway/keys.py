@@ -5,6 +5,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
@@ -95,6 +96,7 @@ class KeyIdentity:
     revoked: bool
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    spend_limit: Decimal | None = None
 
     def allows(self, public_model_id: str) -> bool:
         return not self.allowed_models or public_model_id in self.allowed_models
@@ -110,6 +112,7 @@ def identity_of(row: ApiKey) -> KeyIdentity:
         revoked=row.revoked_at is not None,
         rpm_limit=row.rpm_limit,
         tpm_limit=row.tpm_limit,
+        spend_limit=row.spend_limit,
     )
 
 

@@ -5,17 +5,15 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.conf import settings
-
 from billing import charging
-from billing.money import token_cost
+from billing.money import token_cost, usd
 
 from .adapters import Usage
 from .catalog import Route
 from .chat_request import ChatRequest
 from .errors import InsufficientQuota
 from .limits import count_tokens
-from .tokens import estimate_prompt_tokens, estimate_text_tokens, output_tokens_bound, prompt_tokens_bound
+from .tokens import estimate_text_tokens
 
 
 def prices_of(route: Route) -> charging.Prices:
@@ -29,6 +27,7 @@ def cost_of(usage: Usage, route: Route) -> Decimal:
 
 class Meter:
     def __init__(self, request_id: str, key, route: Route, chat: ChatRequest):
+        # `chat` may be any request with ChatRequest's billing methods (embeddings too).
         self.request_id = request_id
         self.key = key
         self.route = route
@@ -45,22 +44,29 @@ class Meter:
         """Hold the request's worst-case cost on any model that may serve it, or refuse it
         before any upstream call."""
         amount = max(self._worst_case(route) for route in chain)
+        if self.key.spend_limit is not None:
+            try:
+                charging.reserve_key_spend(self.key.key_id, self.request_id, amount, self.key.spend_limit)
+            except charging.KeySpendLimitReached:
+                self._settled = True
+                raise InsufficientQuota(
+                    f"This API key's spend limit of {usd(self.key.spend_limit)} USD would be passed by this "
+                    "request. Raise the key's limit in the console, or use another key."
+                )
         try:
             charging.reserve(self.key.organization_id, self.request_id, amount)
         except charging.InsufficientBalance as e:
             self._settled = True  # nothing was held, nothing to settle
+            if self.key.spend_limit is not None:
+                charging.settle_key_spend(self.key.key_id, self.request_id, Decimal(0))
             raise InsufficientQuota(
                 f"Your prepaid balance cannot cover this request: it may cost up to {e.needed} USD and "
                 f"{max(e.available, 0)} USD is available. Add credit, or lower max_tokens."
             )
 
     def _worst_case(self, route: Route) -> Decimal:
-        return charging.worst_case_cost(
-            prompt_tokens_bound(self.chat.body, route.context_window),
-            output_tokens_bound(self.chat.max_tokens, self.chat.body.get("n"), route.max_output_tokens,
-                                settings.BILLING_DEFAULT_MAX_OUTPUT_TOKENS),
-            prices_of(route),
-        )
+        return charging.worst_case_cost(self.chat.prompt_bound(route.context_window),
+                                        self.chat.output_bound(route.max_output_tokens), prices_of(route))
 
     def served_by(self, route: Route) -> None:
         """The model that answered: its price is the one charged."""
@@ -76,7 +82,7 @@ class Meter:
 
     def estimated_usage(self, basis: str) -> Usage:
         return Usage(
-            prompt_tokens=estimate_prompt_tokens(self.chat.body["messages"]),
+            prompt_tokens=self.chat.prompt_estimate(),
             completion_tokens=self.relayed_completion_tokens,
             basis=basis,
         )
@@ -110,4 +116,6 @@ class Meter:
             },
             prices_of(self.route),
         )
+        if self.key.spend_limit is not None:
+            charging.settle_key_spend(self.key.key_id, self.request_id, self.cost)
         count_tokens(self.key, usage.prompt_tokens + usage.completion_tokens)

@@ -14,6 +14,7 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 
 from .errors import GatewayError, UpstreamError, UpstreamTimeout
+from .upstream_keys import decrypt
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,12 @@ def api_key_for(route) -> str | None:
     variables exist; the value is never stored, logged or echoed.
     """
     if not route.api_key_env:
+        if route.api_key_encrypted:
+            value = decrypt(route.api_key_encrypted)
+            if value:
+                return value
+            log.error("provider %s: its stored key cannot be decrypted with this process's key", route.provider)
+            raise UpstreamError(f"The provider '{route.provider}' is not configured on this gateway.")
         return None  # a local server (vLLM, Ollama) may need no key
     value = os.environ.get(route.api_key_env, "")
     if not value:

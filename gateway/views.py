@@ -12,6 +12,7 @@ from .adapters import Usage, adapter_for
 from .auth import ApiKeyAuthentication
 from .catalog import models_for_key, resolve_route
 from .chat_request import parse_chat_request, read_json_object
+from .embeddings import parse_embedding_request
 from .encoding import encode
 from .errors import GatewayError, UpstreamError
 from .keys import KeyIdentity
@@ -58,16 +59,42 @@ def serve_chat(request, key: KeyIdentity, body: dict | None = None) -> HttpRespo
     except BaseException:
         meter.finish("error", None, http_status=500, error_code="internal_error")
         raise
-    meter.first_byte()
     usage = completion.usage
-    answer = completion.body
     if usage is None:
         usage = Usage(meter.estimated_usage("estimated").prompt_tokens,
-                      _completion_tokens_estimate(meter, answer), basis="estimated")
-        answer["usage"] = usage.as_openai()
-    answer["model"] = chat.model
+                      _completion_tokens_estimate(meter, completion.body), basis="estimated")
+    return _answer(meter, served, completion.body, usage, limit_headers)
+
+
+def serve_embeddings(request, key: KeyIdentity) -> HttpResponse:
+    """POST /v1/embeddings: the same path as a non-streamed chat, billed on input tokens."""
+    embedding = parse_embedding_request(read_json_object(request, settings.GATEWAY_MAX_BODY_BYTES))
+    route = resolve_route(embedding.model, key)
+    limit_headers = check_rate_limits(key)
+    chain = candidates(route, key)
+    meter = Meter(request.request_id, key, route, embedding)
+    meter.reserve(chain)
+    try:
+        served, result = call_with_failover(chain, lambda candidate: adapter_for(candidate).embed(candidate, embedding))
+        meter.served_by(served)
+    except GatewayError as e:
+        meter.finish("upstream_error", None, http_status=e.status_code, error_code=e.code)
+        raise
+    except BaseException:
+        meter.finish("error", None, http_status=500, error_code="internal_error")
+        raise
+    usage = result.usage or Usage(embedding.prompt_estimate(), 0, basis="estimated")
+    return _answer(meter, served, result.body, usage, limit_headers)
+
+
+def _answer(meter: Meter, served, body: dict, usage: Usage, limit_headers: dict) -> HttpResponse:
+    """A non-streamed answer: settle, then the caller's model name, usage and cost."""
+    meter.first_byte()
+    if not isinstance(body.get("usage"), dict) or usage.basis != "provider":
+        body["usage"] = usage.as_openai()
+    body["model"] = meter.chat.model
     meter.finish("completed", usage)
-    response = json_response(answer, usage_cost=meter.cost)
+    response = json_response(body, usage_cost=meter.cost)
     response["x-mixgateway-cost-usd"] = usd(meter.cost)
     if meter.balance is not None:
         response["x-mixgateway-balance-usd"] = usd(meter.balance)
@@ -94,6 +121,11 @@ def _with_headers(response: HttpResponse, served, limit_headers: dict) -> HttpRe
 class ChatCompletionsView(GatewayView):
     def post(self, request):
         return serve_chat(request, request.auth)
+
+
+class EmbeddingsView(GatewayView):
+    def post(self, request):
+        return serve_embeddings(request, request.auth)
 
 
 def _completion_tokens_estimate(meter: Meter, body: dict) -> int:

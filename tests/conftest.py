@@ -8,6 +8,7 @@ import openai
 import pytest
 from django.core.cache import cache
 
+from billing.key_budgets import reset_budgets
 from billing.ledger import credit
 from billing.reservations import RedisStore, get_store, reset_store
 
@@ -58,6 +59,7 @@ TEST_REDIS_PREFIX = f"mgtest{os.environ.get('PYTEST_XDIST_WORKER', '')}"
 
 
 def clear_billing_store():
+    reset_budgets()
     reset_limiter()
     reset_cooldowns()
     reset_store()

@@ -110,3 +110,20 @@ def test_a_60_rpm_key_passes_exactly_60_of_1000_requests_across_two_workers(cata
         server.wait(timeout=15)
     assert statuses.count(200) == 60
     assert statuses.count(429) == 940
+
+
+def test_a_keys_spend_limit_stops_it_before_the_limit_is_passed(gateway_url, catalog, org):
+    from decimal import Decimal
+
+    from tests.billing_helpers import OK_COST
+
+    client = sdk(gateway_url, limited_key(org, spend_limit=Decimal("0.00002")))
+    succeeded = 0
+    with pytest.raises(openai.RateLimitError) as err:
+        for _ in range(10):
+            client.chat.completions.create(model="mock:ok", messages=HELLO, max_tokens=3)
+            succeeded += 1
+    assert err.value.code == "insufficient_quota" and "spend limit" in err.value.body["message"]
+    assert succeeded == 3 and succeeded * OK_COST <= Decimal("0.00002")
+    # Other keys of the organization are not affected.
+    sdk(gateway_url, limited_key(org)).chat.completions.create(model="mock:ok", messages=HELLO)

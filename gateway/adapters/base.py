@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..catalog import Route
+from ..errors import InvalidRequest
 from ..chat_request import ChatRequest
 
 
@@ -67,6 +68,11 @@ class Completion:
 class ProviderAdapter:
     def complete(self, route: Route, chat: ChatRequest) -> Completion:
         raise NotImplementedError
+
+    def embed(self, route: Route, request) -> Completion:
+        """An OpenAI embedding list for an EmbeddingRequest; usage counts prompt tokens."""
+        raise InvalidRequest(f"The model '{route.public_id}' does not make embeddings.",
+                             code="model_not_supported", param="model")
 
     def stream(self, route: Route, chat: ChatRequest) -> Iterator[dict]:
         """Open the upstream stream and yield chat.completion.chunk dicts.

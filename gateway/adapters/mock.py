@@ -4,6 +4,7 @@ It lets a fresh install, a load test or a customer's CI call the gateway without
 provider account, and it meters and bills like every other model.
 """
 
+import hashlib
 import re
 import time
 import uuid
@@ -29,7 +30,26 @@ def _usage(chat, pieces: list[str]) -> Usage:
     )
 
 
+EMBEDDING_DIMENSIONS = 8
+
+
+def _vector(text: str) -> list[float]:
+    # Deterministic and offline: the same text always gets the same unit-length vector.
+    digest = hashlib.sha256(text.encode()).digest()
+    raw = [b - 127.5 for b in digest[:EMBEDDING_DIMENSIONS]]
+    norm = sum(x * x for x in raw) ** 0.5 or 1
+    return [round(x / norm, 6) for x in raw]
+
+
 class MockAdapter(ProviderAdapter):
+    def embed(self, route, request) -> Completion:
+        data = [{"object": "embedding", "index": i, "embedding": _vector(str(item))}
+                for i, item in enumerate(request.inputs)]
+        usage = Usage(prompt_tokens=request.prompt_estimate(), completion_tokens=0)
+        body = {"object": "list", "data": data, "model": route.upstream_model,
+                "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}}
+        return Completion(body=body, usage=usage)
+
     def complete(self, route, chat) -> Completion:
         pieces, finish_reason = _reply(chat)
         usage = _usage(chat, pieces)

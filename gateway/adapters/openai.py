@@ -41,6 +41,21 @@ class OpenAIAdapter(ProviderAdapter):
             raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed answer.")
         return Completion(body=body, usage=usage_from_openai(body.get("usage")))
 
+    def embed(self, route, request) -> Completion:
+        body = {**request.body, "model": route.upstream_model}
+        resp = upstream.post(f"{route.base_url}/embeddings", body, _headers(route, stream=False),
+                             upstream.read_timeout(route), stream=False)
+        if resp.status_code != 200:
+            raise upstream.error_from_response(resp, route.provider, streamed=False)
+        try:
+            answer = resp.json()
+        except ValueError:
+            raise UpstreamError(f"The upstream provider '{route.provider}' sent an answer that is not JSON.")
+        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+            raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed answer.")
+        usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        return Completion(body=answer, usage=usage_from_openai({**usage, "completion_tokens": 0}))
+
     def stream(self, route, chat):
         headers = _headers(route, stream=True)
         timeout = upstream.read_timeout(route)
