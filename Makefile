@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test check clean
+.PHONY: install run test bench check clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ run: install
 test: install
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key-0123456789abcdefghijklmnopqrstuvwxyz} \
 		$(PY) -m pytest -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)
+
+# Needs PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL, default: local servers).
+bench: install
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 check: install
 	$(PY) manage.py check

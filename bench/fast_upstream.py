@@ -1,0 +1,71 @@
+"""A fast mock OpenAI upstream for benchmarks: raw asyncio HTTP/1.1 with keep-alive.
+
+It must cost far less CPU than what it measures, so it parses just enough HTTP. The
+request's JSON picks the answer: "stream": true streams `x-chunks` chunks (header, default
+20) `x-chunk-delay-ms` apart (default 0); otherwise one chat.completion.
+
+    python bench/fast_upstream.py PORT
+"""
+
+import asyncio
+import json
+import sys
+
+COMPLETION = json.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 0, "model": "bench",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the bench"},
+                 "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 8, "completion_tokens": 4, "total_tokens": 12},
+}).encode()
+CHUNK = b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":0,"model":"bench","choices":[{"index":0,"delta":{"content":"tok "},"finish_reason":null}]}\n\n'
+FINISH = b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":0,"model":"bench","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+
+
+def usage_chunk(n: int) -> bytes:
+    return (b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":0,"model":"bench",'
+            b'"choices":[],"usage":{"prompt_tokens":8,"completion_tokens":%d,"total_tokens":%d}}\n\n' % (n, n + 8))
+
+
+def chunked(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            headers = {}
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
+            stream = b'"stream":true' in body.replace(b" ", b"")
+            if not stream:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(COMPLETION), COMPLETION))
+                await writer.drain()
+                continue
+            chunks = int(headers.get(b"x-chunks", b"20"))
+            delay = int(headers.get(b"x-chunk-delay-ms", b"0")) / 1000
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in range(chunks):
+                writer.write(chunked(CHUNK))
+                if delay:
+                    await writer.drain()
+                    await asyncio.sleep(delay)
+            writer.write(chunked(FINISH) + chunked(usage_chunk(chunks)) + chunked(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main(port: int):
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=4096)
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1])))
