@@ -86,7 +86,8 @@ class AccountAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # Never obj.save(): that would write the balance the form was built from.
         if change and "credit_limit" in form.changed_data:
-            account = ledger.set_credit_limit(obj.organization_id, form.cleaned_data["credit_limit"])
+            account = ledger.set_credit_limit(obj.organization_id, form.cleaned_data["credit_limit"],
+                                             actor=request.user)
             obj.credit_limit, obj.updated_at = account.credit_limit, account.updated_at
 
     def save_related(self, request, form, formsets, change):

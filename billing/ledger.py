@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from console import audit
+
 from .models import Account, LedgerEntry, RedeemCode
 from .money import ZERO, InexactAmount, to_units
 from .reservations import get_store
@@ -63,16 +65,25 @@ def post_entry(organization_id: int, kind: str, amount: Decimal, *, reference: s
     return entry
 
 
+def _audited_entry(action: str, organization_id: int, kind: str, amount: Decimal, *, note: str, created_by,
+                   reference) -> LedgerEntry:
+    with transaction.atomic():
+        entry = post_entry(organization_id, kind, amount, note=note, created_by=created_by, reference=reference)
+        audit.record(action, organization=organization_id, actor=created_by, target=entry.reference,
+                     amount=entry.amount, balance_after=entry.balance_after, ledger_entry_id=entry.pk, note=entry.note)
+    return entry
+
+
 def credit(organization_id: int, amount: Decimal, *, note: str = "", created_by=None, reference=None) -> LedgerEntry:
-    return post_entry(organization_id, LedgerEntry.Kind.CREDIT, amount, note=note, created_by=created_by,
-                      reference=reference)
+    return _audited_entry("balance.credited", organization_id, LedgerEntry.Kind.CREDIT, amount, note=note,
+                          created_by=created_by, reference=reference)
 
 
 def adjust(organization_id: int, amount: Decimal, *, note: str, created_by=None, reference=None) -> LedgerEntry:
     if not note.strip():
         raise BillingError("an adjustment needs a note saying why")
-    return post_entry(organization_id, LedgerEntry.Kind.ADJUSTMENT, amount, note=note, created_by=created_by,
-                      reference=reference)
+    return _audited_entry("balance.adjusted", organization_id, LedgerEntry.Kind.ADJUSTMENT, amount, note=note,
+                          created_by=created_by, reference=reference)
 
 
 def open_account(organization_id: int) -> Account:
@@ -84,13 +95,17 @@ def open_account(organization_id: int) -> Account:
     return account
 
 
-def set_credit_limit(organization_id: int, limit: Decimal) -> Account:
+def set_credit_limit(organization_id: int, limit: Decimal, *, actor=None) -> Account:
     if limit < 0:
         raise BillingError("a credit limit is zero or more")
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=account_for(organization_id).pk)
+        previous = account.credit_limit
         account.credit_limit = limit
         account.save(update_fields=["credit_limit", "updated_at"])
+        if previous != limit:
+            audit.record("credit_limit.changed", organization=organization_id, actor=actor,
+                         old_limit=previous, new_limit=limit)
         transaction.on_commit(lambda: publish(account))
     return account
 
@@ -98,8 +113,13 @@ def set_credit_limit(organization_id: int, limit: Decimal) -> Account:
 def mint_code(amount: Decimal, *, note="", created_by=None, expires_at=None) -> RedeemCode:
     amount = parse_amount(amount)
     code = "MG-" + "-".join(secrets.token_hex(3).upper() for _ in range(4))
-    return RedeemCode.objects.create(code=code, amount=amount, note=note, created_by=created_by,
-                                     expires_at=expires_at)
+    with transaction.atomic():
+        minted = RedeemCode.objects.create(code=code, amount=amount, note=note, created_by=created_by,
+                                           expires_at=expires_at)
+        # A code is a bearer credit: the audit log keeps only its first characters.
+        audit.record("code.minted", organization=None, actor=created_by, target=audit.code_prefix(code),
+                     code_id=minted.pk, amount=amount, expires_at=expires_at.isoformat() if expires_at else None)
+    return minted
 
 
 def redeem(organization_id: int, code_text: str, *, user=None) -> LedgerEntry:
@@ -119,10 +139,13 @@ def redeem(organization_id: int, code_text: str, *, user=None) -> LedgerEntry:
         if claimed != 1:
             raise BillingError("this code has already been redeemed")
         try:
-            return post_entry(organization_id, LedgerEntry.Kind.REDEEM, code.amount, reference=f"redeem:{code.pk}",
-                              note=f"code {code.code[:8]}…", created_by=user)
+            entry = post_entry(organization_id, LedgerEntry.Kind.REDEEM, code.amount, reference=f"redeem:{code.pk}",
+                               note=f"code {code.code[:8]}…", created_by=user)
         except IntegrityError:
             raise BillingError("this code has already been redeemed")
+        audit.record("code.redeemed", organization=organization_id, actor=user, target=audit.code_prefix(code.code),
+                     code_id=code.pk, amount=entry.amount, balance_after=entry.balance_after, ledger_entry_id=entry.pk)
+        return entry
 
 
 def balance_of(organization_id: int) -> Decimal:

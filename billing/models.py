@@ -102,6 +102,33 @@ class UsageRecord(models.Model):
         return f"{self.request_id} {self.model} {self.cost}"
 
 
+class UsageDailyRollup(models.Model):
+    """Usage records older than USAGE_RETENTION_DAYS, summed per UTC day, model and key.
+    Written only by billing.retention, in the transaction that deletes the records."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="usage_rollups")
+    day = models.DateField()
+    model = models.CharField(max_length=300)
+    api_key = models.ForeignKey("gateway.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
+    requests = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost = MoneyField(default=ZERO)
+
+    class Meta:
+        ordering = ["-day", "model"]
+        constraints = [
+            # Two constraints because NULL api_keys are distinct in a plain unique index.
+            models.UniqueConstraint(fields=["organization", "day", "model", "api_key"],
+                                    condition=models.Q(api_key__isnull=False), name="one_rollup_per_day_model_key"),
+            models.UniqueConstraint(fields=["organization", "day", "model"],
+                                    condition=models.Q(api_key__isnull=True), name="one_keyless_rollup_per_day_model"),
+        ]
+
+    def __str__(self):
+        return f"{self.organization} {self.day} {self.model}: {self.requests} requests"
+
+
 class RedeemCode(models.Model):
     """A prepaid code minted by operators; redeeming it credits one organization once."""
 

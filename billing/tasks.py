@@ -2,6 +2,7 @@ from celery import shared_task
 
 from .reconcile import reconcile
 from .reservations import get_store
+from .retention import prune_usage as prune_old_usage
 
 
 @shared_task(acks_late=True)
@@ -12,3 +13,9 @@ def reconcile_usage() -> int:
 @shared_task
 def release_expired_reservations() -> int:
     return get_store().release_expired()
+
+
+@shared_task(acks_late=True)
+def prune_usage() -> int:
+    """Roll up usage records older than USAGE_RETENTION_DAYS (does nothing when it is 0)."""
+    return prune_old_usage().records

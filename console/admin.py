@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Invitation, Membership, Organization
+from .models import AuditEvent, Invitation, Membership, Organization
 
 
 class MembershipInline(admin.TabularInline):
@@ -30,4 +30,27 @@ class InvitationAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: audit rows are written by the actions they describe and never changed."""
+
+    list_display = ["created_at", "action", "organization", "target", "actor"]
+    list_filter = ["action", "organization"]
+    search_fields = ["target", "actor__email", "organization__name", "organization__slug"]
+    list_select_related = ["organization", "actor"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # the log grows without bound
+    fields = ["created_at", "organization", "actor", "action", "target", "details"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

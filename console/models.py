@@ -82,3 +82,39 @@ class Invitation(models.Model):
         if self.revoked_at:
             return "revoked"
         return "expired" if self.is_expired else "pending"
+
+
+class ImmutableAuditEvent(Exception):
+    pass
+
+
+class AuditEvent(models.Model):
+    """Who changed what, written by the action that made the change and in its transaction.
+    Rows are only ever added. `organization` is empty for staff-wide events (minting a code)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, null=True, blank=True, related_name="audit_events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="empty for the system (signup credit, commands)",
+    )
+    action = models.CharField(max_length=40, help_text='what happened, e.g. "key.revoked"')
+    target = models.CharField(max_length=200, blank=True, help_text="what it happened to: a key prefix, an email")
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="audit_org_time")]
+
+    def __str__(self):
+        return f"{self.action} {self.target}".strip()
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ImmutableAuditEvent("audit events cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ImmutableAuditEvent("audit events cannot be deleted")

@@ -72,6 +72,16 @@ CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SECURE_SSL_REDIRECT else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", SECURE_HSTS_SECONDS > 0)
+# Browser hardening for the console; the Content-Security-Policy header comes from
+# gateway.middleware.ContentSecurityPolicyMiddleware (console pages only).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True  # the console's scripts read the token from the form, never the cookie
+CSRF_COOKIE_SAMESITE = "Lax"
 if env_bool("TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if not SECURE_SSL_REDIRECT:
@@ -87,6 +97,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -97,6 +108,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "gateway.middleware.RequestIdMiddleware",
+    "gateway.middleware.GatewayHeaderGuardMiddleware",
+    "gateway.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -230,11 +243,31 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "gateway.errors.JsonOnlyNegotiation",
     "EXCEPTION_HANDLER": "gateway.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The OpenAPI description of /v1, served at /v1/openapi.json (gateway/openapi.py).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "MixGateway API",
+    "DESCRIPTION": "OpenAI-compatible /v1 of MixGateway: name models as `provider:modelId`; "
+                   "every error is OpenAI's envelope plus `request_id`. See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PUBLIC": True,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": [],
+    "SCHEMA_PATH_PREFIX": r"/v1",
+    "SCHEMA_PATH_PREFIX_TRIM": False,
+    "PREPROCESSING_HOOKS": ["gateway.openapi.only_v1"],
+    "POSTPROCESSING_HOOKS": ["gateway.openapi.add_components"],
 }
 
 # The gateway
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
+# Request hardening on /v1 (docs/deploy.md): deeper JSON or more messages get a 400.
+GATEWAY_MAX_JSON_DEPTH = env.int("GATEWAY_MAX_JSON_DEPTH", default=64)
+GATEWAY_MAX_MESSAGES = env.int("GATEWAY_MAX_MESSAGES", default=2048)
 GATEWAY_CONNECT_TIMEOUT_SECONDS = env.float("GATEWAY_CONNECT_TIMEOUT_SECONDS", default=10.0)
 GATEWAY_DEFAULT_TIMEOUT_SECONDS = env.float("GATEWAY_DEFAULT_TIMEOUT_SECONDS", default=60.0)
 GATEWAY_UPSTREAM_POOL_SIZE = env.int("GATEWAY_UPSTREAM_POOL_SIZE", default=64)
@@ -248,14 +281,35 @@ GATEWAY_RETRY_BACKOFF_SECONDS = env.float("GATEWAY_RETRY_BACKOFF_SECONDS", defau
 GATEWAY_COOLDOWN_AFTER_FAILURES = env.int("GATEWAY_COOLDOWN_AFTER_FAILURES", default=3)
 GATEWAY_COOLDOWN_SECONDS = env.int("GATEWAY_COOLDOWN_SECONDS", default=30)
 
+# Observability: /healthz and /readyz are always on; /metrics answers 404 until a token is
+# set, then only to `Authorization: Bearer <METRICS_TOKEN>`. With several gunicorn workers,
+# set PROMETHEUS_MULTIPROC_DIR (read by prometheus_client itself at import) to an empty
+# directory so that any worker's scrape sums all of them.
+METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=2.0)
+# Probes come over plain HTTP from the orchestrator, even when callers are redirected to HTTPS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "gateway.observability.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # Callers' 4xx answers are normal traffic, and the gateway logs upstream failures itself.
-    "loggers": {"django.server": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
+    "loggers": {
+        # Callers' 4xx answers are normal traffic, and the gateway logs upstream failures itself.
+        "django.server": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+        # One line per gateway request (ids, counts, cost, timings; never text), whatever LOG_LEVEL says.
+        "mixgateway.requests": {"level": "INFO"},
+    },
 }
 
 # Billing
@@ -268,7 +322,13 @@ BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", def
 BILLING_RECONCILE_BATCH = env.int("BILLING_RECONCILE_BATCH", default=500)
 # A batch a worker took but never acknowledged (it died) is taken over after this.
 BILLING_RECLAIM_IDLE_SECONDS = env.int("BILLING_RECLAIM_IDLE_SECONDS", default=30)
+# Usage records older than this many days are rolled up per day and deleted; 0 keeps all.
+# The dashboard reads 30 days of records, so fewer days thin it out (the operator's choice).
+USAGE_RETENTION_DAYS = env.int("USAGE_RETENTION_DAYS", default=0)
+if USAGE_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("USAGE_RETENTION_DAYS must be 0 (keep forever) or a number of days")
 CELERY_BEAT_SCHEDULE = {
     "reconcile-usage": {"task": "billing.tasks.reconcile_usage", "schedule": env.float("RECONCILE_EVERY_SECONDS", default=2.0)},
     "release-expired-reservations": {"task": "billing.tasks.release_expired_reservations", "schedule": 60.0},
+    "prune-usage": {"task": "billing.tasks.prune_usage", "schedule": 24 * 3600.0},
 }

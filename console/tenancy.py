@@ -17,6 +17,7 @@ from django.utils.text import slugify
 
 from billing.ledger import open_account
 
+from . import audit
 from .access import RANK
 from .models import Invitation, Membership, Organization
 
@@ -112,7 +113,7 @@ def invite_member(
     if Membership.objects.filter(organization=org, user__email__iexact=email).exists():
         raise NotAllowed(f"{email} is already a member of {org.name}.")
     now = timezone.now()
-    Invitation.objects.filter(
+    replaced = Invitation.objects.filter(
         organization=org, email=email, accepted_at=None, declined_at=None, revoked_at=None
     ).update(revoked_at=now)
     token = secrets.token_urlsafe(32)
@@ -124,6 +125,8 @@ def invite_member(
         invited_by=actor,
         expires_at=now + timedelta(days=settings.INVITATION_DAYS),
     )
+    audit.record("member.invited", organization=org, actor=actor, target=email, role=role,
+                 invitation_id=invitation.pk, replaced_open_invitation=bool(replaced))
     context = {"invitation": invitation, "organization": org, "inviter": actor, "accept_url": accept_url_for(token)}
     subject = " ".join(render_to_string("console/email/invitation_subject.txt", context).split())
     body = render_to_string("console/email/invitation_body.txt", context)
@@ -139,6 +142,8 @@ def revoke_invitation(invitation: Invitation, *, actor) -> None:
     if locked.is_open:
         locked.revoked_at = timezone.now()
         locked.save(update_fields=["revoked_at"])
+        audit.record("invitation.revoked", organization=locked.organization_id, actor=actor, target=locked.email,
+                     role=locked.role, invitation_id=locked.pk)
 
 
 def _lock_open_invitation(invitation: Invitation) -> Invitation:
@@ -162,6 +167,8 @@ def accept_invitation(invitation: Invitation, *, actor) -> Membership:
     )
     locked.accepted_at = timezone.now()
     locked.save(update_fields=["accepted_at"])
+    audit.record("invitation.accepted", organization=locked.organization_id, actor=actor, target=locked.email,
+                 role=membership.role, invitation_id=locked.pk)
     return membership
 
 
@@ -170,6 +177,8 @@ def decline_invitation(invitation: Invitation, *, actor) -> None:
     locked = _lock_open_invitation(invitation)
     locked.declined_at = timezone.now()
     locked.save(update_fields=["declined_at"])
+    audit.record("invitation.declined", organization=locked.organization_id, actor=actor, target=locked.email,
+                 role=locked.role, invitation_id=locked.pk)
 
 
 @transaction.atomic
@@ -183,8 +192,11 @@ def change_role(membership: Membership, role: str, *, actor) -> Membership:
     if target.role == Role.OWNER and role != Role.OWNER and not _other_owners_exist(target):
         raise NotAllowed(f"{org.name} needs at least one owner. Make someone else an owner first.")
     if target.role != role:
+        previous = target.role
         target.role = role
         target.save(update_fields=["role"])
+        audit.record("member.role_changed", organization=org, actor=actor, target=target.user.email,
+                     user_id=target.user_id, old_role=previous, new_role=role)
     return target
 
 
@@ -201,4 +213,6 @@ def remove_member(membership: Membership, *, actor) -> None:
         raise NotAllowed("Only owners may remove owners." if target.role == Role.OWNER else "You may not remove members.")
     if target.role == Role.OWNER and not _other_owners_exist(target):
         raise NotAllowed(f"{org.name} needs at least one owner. Make someone else an owner first.")
+    audit.record("member.removed", organization=org, actor=actor, target=target.user.email,
+                 user_id=target.user_id, role=target.role, left=leaving)
     target.delete()

@@ -1,10 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from .pages import billing, dashboard, home, keys, members, models, organizations, playground, quickstart, usage
+from gateway import observability
+
+from .pages import audit, billing, dashboard, home, keys, members, models, organizations, playground, quickstart, usage
 
 urlpatterns = [
     path("v1/", include("gateway.urls")),
+    path("healthz", observability.healthz),
+    path("readyz", observability.readyz),
+    path("metrics", observability.metrics_view),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     *home.urlpatterns,
@@ -17,6 +22,7 @@ urlpatterns = [
     *playground.urlpatterns,
     *members.urlpatterns,
     *organizations.urlpatterns,
+    *audit.urlpatterns,
 ]
 
 handler500 = "console.pages.home.server_error"

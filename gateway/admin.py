@@ -83,5 +83,5 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request, queryset):
         for key in queryset.filter(revoked_at__isnull=True):
-            revoke_api_key(key)
+            revoke_api_key(key, actor=request.user)
         messages.success(request, "Revoked. The gateway refuses these keys from now on.")

@@ -106,6 +106,9 @@ def lookup_route(public_id: str) -> Route | None:
 
 def resolve_route(public_id: str, key) -> Route:
     """The route for a model (or alias) the caller may use, or model_not_found saying why not."""
+    if len(public_id) > 300 or not public_id.isprintable():
+        # No catalog name looks like this, and PostgreSQL refuses NUL bytes in a query.
+        raise ModelNotFound("The model name is not a catalog model: it is too long or has control characters.")
     provider, sep, name = public_id.partition(":")
     route = lookup_route(public_id) if (provider and name) or not sep else None
     if route is None and not sep:

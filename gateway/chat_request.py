@@ -1,6 +1,7 @@
 """Reading and checking a chat completion request before anything is forwarded."""
 
 import json
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -9,6 +10,12 @@ from django.http.request import RequestDataTooBig
 
 from .errors import InvalidRequest, RequestTooLarge
 from .tokens import estimate_prompt_tokens, output_tokens_bound, prompt_tokens_bound
+
+# Far above any model's limits, and small enough that a worst-case cost stays exact.
+MAX_OUTPUT_TOKENS = 100_000_000
+MAX_CHOICES = 128
+# JSON can escape half a UTF-16 pair ("\ud800"); such a string has no UTF-8 form.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
@@ -32,8 +39,31 @@ class ChatRequest:
         return estimate_prompt_tokens(self.body["messages"])
 
 
+def _nesting_exceeds(value, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit` (the top-level object is 1).
+    Iterative, so a hostile body cannot exhaust the stack here."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def _check_content_type(request) -> None:
+    # A missing Content-Type, or curl -d's default application/x-www-form-urlencoded, is
+    # read as JSON all the same (callers forget the header); a multipart form never is.
+    media_type = request.META.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower()
+    if media_type == "multipart/form-data":
+        raise InvalidRequest("Content-Type multipart/form-data is not supported here; send the body as a JSON "
+                             "object with 'Content-Type: application/json'.", code="invalid_content_type")
+
+
 def read_json_object(request, max_bytes: int) -> dict:
     """The request body as a JSON object, or a 400/413 that says what is wrong."""
+    _check_content_type(request)
     length = request.META.get("CONTENT_LENGTH") or "0"
     if length.isdigit() and int(length) > max_bytes:
         raise RequestTooLarge(f"Request body is larger than the limit of {max_bytes} bytes.")
@@ -47,10 +77,23 @@ def read_json_object(request, max_bytes: int) -> dict:
         raise InvalidRequest("Request body is empty; send a JSON object.", code="invalid_json")
     try:
         body = json.loads(raw)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        raise InvalidRequest("Request body is nested too deeply: JSON arrays and objects may nest at most "
+                             f"{settings.GATEWAY_MAX_JSON_DEPTH} levels.", code="invalid_json")
+    except ValueError:
         raise InvalidRequest("Request body is not valid JSON.", code="invalid_json")
     if not isinstance(body, dict):
         raise InvalidRequest("Request body must be a JSON object.", code="invalid_json")
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidRequest("Request body has a string with an unpaired UTF-16 surrogate escape.",
+                                 code="invalid_json")
+    max_depth = settings.GATEWAY_MAX_JSON_DEPTH
+    if _nesting_exceeds(body, max_depth):
+        raise InvalidRequest(f"Request body is nested too deeply: JSON arrays and objects may nest at most "
+                             f"{max_depth} levels.", code="invalid_json")
     return body
 
 
@@ -68,14 +111,14 @@ def _optional_number(body: dict, name: str, low: float, high: float):
         raise InvalidRequest(f"Invalid '{name}': must be between {low} and {high}.", code="invalid_value", param=name)
 
 
-def _optional_positive_int(body: dict, name: str) -> int | None:
+def _optional_positive_int(body: dict, name: str, most: int) -> int | None:
     value = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise _type_error(name, "an integer")
-    if value < 1:
-        raise InvalidRequest(f"Invalid '{name}': must be at least 1.", code="invalid_value", param=name)
+    if not 1 <= value <= most:
+        raise InvalidRequest(f"Invalid '{name}': must be between 1 and {most}.", code="invalid_value", param=name)
     return value
 
 
@@ -119,6 +162,10 @@ def parse_chat_request(body: dict) -> ChatRequest:
         raise _type_error("messages", "an array of message objects")
     if not messages:
         raise InvalidRequest("'messages' must contain at least one message.", code="invalid_value", param="messages")
+    max_messages = settings.GATEWAY_MAX_MESSAGES
+    if len(messages) > max_messages:
+        raise InvalidRequest(f"'messages' has {len(messages)} messages; at most {max_messages} are accepted.",
+                             code="too_many_messages", param="messages")
     for i, message in enumerate(messages):
         _check_message(i, message)
     stream = body.get("stream", False)
@@ -131,7 +178,7 @@ def parse_chat_request(body: dict) -> ChatRequest:
         raise _type_error("stream_options", "an object")
     _optional_number(body, "temperature", 0, 2)
     _optional_number(body, "top_p", 0, 1)
-    _optional_positive_int(body, "n")
-    max_completion_tokens = _optional_positive_int(body, "max_completion_tokens")
-    max_tokens = max_completion_tokens or _optional_positive_int(body, "max_tokens")
+    _optional_positive_int(body, "n", MAX_CHOICES)
+    max_completion_tokens = _optional_positive_int(body, "max_completion_tokens", MAX_OUTPUT_TOKENS)
+    max_tokens = max_completion_tokens or _optional_positive_int(body, "max_tokens", MAX_OUTPUT_TOKENS)
     return ChatRequest(model=model, body=body, stream=stream, max_tokens=max_tokens)

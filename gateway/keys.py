@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from console import audit
 from console.models import Organization
 
 from .models import ApiKey
@@ -36,8 +37,7 @@ def looks_like_secret(secret: str) -> bool:
     )
 
 
-def mint_api_key(organization, *, name="", created_by=None, allowed_models=(), expires_at=None):
-    """Create a key and return it with its secret, which is never stored or shown again."""
+def _insert_key(organization, *, name, created_by, allowed_models, expires_at, spend_limit=None):
     secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_RANDOM_BYTES)
     key = ApiKey.objects.create(
         organization=organization,
@@ -47,14 +47,37 @@ def mint_api_key(organization, *, name="", created_by=None, allowed_models=(), e
         created_by=created_by,
         allowed_models=list(allowed_models),
         expires_at=expires_at,
+        spend_limit=spend_limit,
+    )
+    # The audit row names the key by its display prefix; the secret never goes there.
+    audit.record(
+        "key.created", organization=organization, actor=created_by, target=key.prefix, key_id=key.pk, name=name,
+        allowed_models=list(key.allowed_models), expires_at=expires_at.isoformat() if expires_at else None,
+        spend_limit=spend_limit,
     )
     return key, secret
 
 
-def revoke_api_key(key: ApiKey) -> None:
-    if key.revoked_at is None:
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at"])
+@transaction.atomic
+def mint_api_key(organization, *, name="", created_by=None, allowed_models=(), expires_at=None):
+    """Create a key and return it with its secret, which is never stored or shown again."""
+    return _insert_key(organization, name=name, created_by=created_by, allowed_models=allowed_models,
+                       expires_at=expires_at)
+
+
+def revoke_api_key(key: ApiKey, *, actor=None) -> None:
+    """Revoke a key (again is harmless). `actor` is who did it, None for the system."""
+    with transaction.atomic():
+        now = timezone.now()
+        # The conditional update makes one of two simultaneous revocations the one that
+        # counts, so the audit log has one row per key.
+        revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now)
+        if revoked:
+            key.revoked_at = now
+            audit.record("key.revoked", organization=key.organization_id, actor=actor, target=key.prefix,
+                         key_id=key.pk, name=key.name)
+        elif key.revoked_at is None:
+            key.revoked_at = ApiKey.objects.filter(pk=key.pk).values_list("revoked_at", flat=True).first()
     forget_cached_key(key.secret_hash)
 
 
@@ -62,19 +85,20 @@ def revoke_api_key(key: ApiKey) -> None:
 def create_api_key(organization, *, name, created_by, allowed_models=(), expires_at=None, spend_limit=None):
     """A standard key made in the console, with its optional limits. Returns (key, secret);
     the secret exists only in the caller's hands from here on."""
-    key, secret = mint_api_key(
-        organization, name=name, created_by=created_by, allowed_models=allowed_models, expires_at=expires_at
-    )
-    if spend_limit is not None:
-        key.spend_limit = spend_limit
-        key.save(update_fields=["spend_limit"])
-    return key, secret
+    return _insert_key(organization, name=name, created_by=created_by, allowed_models=allowed_models,
+                       expires_at=expires_at, spend_limit=spend_limit)
 
 
-def rename_api_key(key: ApiKey, name: str) -> None:
+@transaction.atomic
+def rename_api_key(key: ApiKey, name: str, *, actor=None) -> None:
     # The name is not part of KeyIdentity, so the key cache stays valid.
+    previous = key.name
+    if previous == name:
+        return
     key.name = name
     key.save(update_fields=["name"])
+    audit.record("key.renamed", organization=key.organization_id, actor=actor, target=key.prefix, key_id=key.pk,
+                 old_name=previous, new_name=name)
 
 
 def key_status(key: ApiKey, now=None) -> str:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from billing import charging
 from billing.money import token_cost, usd
 
+from . import observability
 from .adapters import Usage
 from .catalog import Route
 from .chat_request import ChatRequest
@@ -119,3 +120,9 @@ class Meter:
         if self.key.spend_limit is not None:
             charging.settle_key_spend(self.key.key_id, self.request_id, self.cost)
         count_tokens(self.key, usage.prompt_tokens + usage.completion_tokens)
+        observability.request_finished(
+            request_id=self.request_id, key=self.key, model=self.chat.model, served_by=self.route.public_id,
+            stream=self.chat.stream, status=status, http_status=http_status, code=error_code,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, cost=self.cost,
+            latency=now - self._t0, ttft=self._first_byte - self._t0 if self._first_byte else None,
+        )

@@ -1,4 +1,14 @@
+import base64
+import functools
+import hashlib
+import html
+import re
 import uuid
+
+from django.conf import settings
+from django.http import JsonResponse
+
+from .errors import InvalidApiKey
 
 
 class RequestIdMiddleware:
@@ -14,4 +24,106 @@ class RequestIdMiddleware:
         request.request_id = str(uuid.uuid4())
         response = self.get_response(request)
         response["x-request-id"] = request.request_id
+        return response
+
+
+GATEWAY_PREFIX = "/v1/"
+MAX_AUTHORIZATION_BYTES = 1024  # a key is 46 characters; anything near this is not a key
+
+
+class GatewayHeaderGuardMiddleware:
+    """Refuse an absurd Authorization header on /v1 before anything looks it up.
+    Sits after RequestIdMiddleware, which stamps x-request-id on this answer too."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path_info.startswith(GATEWAY_PREFIX):
+            header = request.META.get("HTTP_AUTHORIZATION", "")
+            if len(header.encode("utf-8", "surrogateescape")) > MAX_AUTHORIZATION_BYTES:
+                error = InvalidApiKey(f"Malformed Authorization header: it is longer than {MAX_AUTHORIZATION_BYTES} "
+                                      "bytes. Send 'Authorization: Bearer sk-...'.")
+                response = JsonResponse(error.body(getattr(request, "request_id", None)), status=error.status_code)
+                for name, value in error.headers.items():
+                    response[name] = value
+                return response
+        return self.get_response(request)
+
+
+# The console's Content-Security-Policy. Inline <script> blocks and inline event handlers
+# written literally in templates/ (no template tags inside) are allowed by their SHA-256;
+# anything else inline is refused, so an injected script cannot run.
+CSP_DIRECTIVES = {
+    "default-src": "'self'",
+    "img-src": "'self' data:",
+    "style-src": "'self' 'unsafe-inline'",
+    "script-src": "'self'",
+    "frame-ancestors": "'none'",
+    "base-uri": "'self'",
+    "form-action": "'self'",
+    "object-src": "'none'",
+}
+CSP_SKIPPED_PREFIXES = (GATEWAY_PREFIX, "/admin/")  # the API answers JSON; Django's admin uses inline scripts
+
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S | re.I)
+_EVENT_HANDLER = re.compile(r"""\son[a-z]+\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
+# A handler that only asks the browser to confirm a string literal, as written by
+# templates with {{ value|escapejs }} (which leaves no quote, backslash, < > or & in
+# the literal). Allowing its hash per page lets nothing run but a confirmation dialog.
+_CONFIRM_HANDLER = re.compile(r"""\son(?:submit|click)="(return confirm\('(?:[^'"\\<>&\x00-\x1f]|\\u[0-9A-Fa-f]{4})*'\))\"""")
+
+
+def _sha256(source: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
+
+
+@functools.cache
+def template_inline_hashes() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(hashes of literal inline scripts, hashes of literal event handlers) in templates/."""
+    scripts, handlers = set(), set()
+    for path in sorted((settings.BASE_DIR / "templates").rglob("*.html")):
+        text = path.read_text(encoding="utf-8")
+        for body in _INLINE_SCRIPT.findall(text):
+            if "{{" not in body and "{%" not in body:
+                scripts.add(_sha256(body))
+        for double, single in _EVENT_HANDLER.findall(text):
+            source = double or single
+            if "{{" not in source and "{%" not in source:
+                handlers.add(_sha256(html.unescape(source)))
+    return tuple(sorted(scripts)), tuple(sorted(handlers))
+
+
+# Social login posts a form that redirects to the provider, which form-action must allow.
+SOCIAL_LOGIN_ORIGINS = {"github": "https://github.com", "google": "https://accounts.google.com"}
+
+
+def content_security_policy(page: str = "") -> str:
+    scripts, handlers = template_inline_hashes()
+    handlers = set(handlers) | {_sha256(source) for source in _CONFIRM_HANDLER.findall(page)}
+    script_src = [CSP_DIRECTIVES["script-src"], *scripts]
+    if handlers:
+        script_src += ["'unsafe-hashes'", *sorted(handlers)]
+    form_action = [CSP_DIRECTIVES["form-action"]]
+    form_action += [SOCIAL_LOGIN_ORIGINS[p] for p in sorted(getattr(settings, "SOCIALACCOUNT_PROVIDERS", {}))
+                    if p in SOCIAL_LOGIN_ORIGINS]
+    directives = {**CSP_DIRECTIVES, "script-src": " ".join(script_src), "form-action": " ".join(form_action)}
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+class ContentSecurityPolicyMiddleware:
+    """Content-Security-Policy on the console's HTML pages (not /v1, not /admin)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (request.path_info.startswith(CSP_SKIPPED_PREFIXES) or "Content-Security-Policy" in response
+                or not response.get("Content-Type", "").startswith("text/html")):
+            return response
+        page = ""
+        if not response.streaming:
+            page = response.content.decode(response.charset or "utf-8", "replace")
+        response["Content-Security-Policy"] = content_security_policy(page)
         return response

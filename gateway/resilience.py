@@ -16,6 +16,7 @@ from django.conf import settings
 
 from console.redis import get_redis
 
+from . import observability
 from .catalog import Route, lookup_route
 from .errors import GatewayError, UpstreamTimeout
 
@@ -45,6 +46,7 @@ class LocalCooldowns:
             if len(recent) >= settings.GATEWAY_COOLDOWN_AFTER_FAILURES:
                 self._until[deployment] = now + settings.GATEWAY_COOLDOWN_SECONDS
                 self._failures[deployment] = []
+                observability.cooled_down(deployment)
                 log.warning("deployment %s cooled down for %ss", deployment, settings.GATEWAY_COOLDOWN_SECONDS)
 
     def succeeded(self, deployment: str) -> None:
@@ -72,6 +74,7 @@ class RedisCooldowns:
         if failures >= settings.GATEWAY_COOLDOWN_AFTER_FAILURES:
             self.redis.set(f"{self.prefix}:cool:{deployment}", 1, ex=settings.GATEWAY_COOLDOWN_SECONDS)
             self.redis.delete(key)
+            observability.cooled_down(deployment)
             log.warning("deployment %s cooled down for %ss", deployment, settings.GATEWAY_COOLDOWN_SECONDS)
 
     def succeeded(self, deployment: str) -> None:
@@ -128,6 +131,7 @@ def call_with_failover(chain: list[Route], call: Callable[[Route], object]):
                 if not retryable(error):
                     raise
                 last_error = error
+                observability.upstream_failed(route.deployment_id)
                 cooldowns().failed(route.deployment_id)
                 log.warning("upstream %s failed (%s %s), attempt %s", route.deployment_id, error.status_code,
                             error.code, attempt + 1)

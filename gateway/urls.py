@@ -1,11 +1,12 @@
 from django.urls import path, re_path
 
-from . import views
+from . import openapi, views
 
 urlpatterns = [
     path("chat/completions", views.ChatCompletionsView.as_view()),
     path("embeddings", views.EmbeddingsView.as_view()),
     path("models", views.ModelListView.as_view()),
     path("models/<path:model_id>", views.ModelDetailView.as_view()),
+    path("openapi.json", openapi.SchemaView.as_view(), name="openapi-schema"),
     re_path(r"^.*$", views.unknown_endpoint),
 ]

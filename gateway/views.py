@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from billing.money import usd
 
+from . import openapi
 from .adapters import Usage, adapter_for
 from .auth import ApiKeyAuthentication
 from .catalog import models_for_key, resolve_route
@@ -119,11 +120,13 @@ def _with_headers(response: HttpResponse, served, limit_headers: dict) -> HttpRe
 
 
 class ChatCompletionsView(GatewayView):
+    @openapi.chat_completions
     def post(self, request):
         return serve_chat(request, request.auth)
 
 
 class EmbeddingsView(GatewayView):
+    @openapi.embeddings
     def post(self, request):
         return serve_embeddings(request, request.auth)
 
@@ -146,12 +149,14 @@ def _model_object(model) -> dict:
 
 
 class ModelListView(GatewayView):
+    @openapi.model_list
     def get(self, request):
         models = models_for_key(request.auth)
         return json_response({"object": "list", "data": [_model_object(m) for m in models]})
 
 
 class ModelDetailView(GatewayView):
+    @openapi.model_detail
     def get(self, request, model_id: str):
         route = resolve_route(model_id, request.auth)
         model = CatalogModel.objects.select_related("provider").get(pk=route.model_id)

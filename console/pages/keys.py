@@ -84,7 +84,7 @@ def rename(request, pk):
         with_status(request, key, timezone.now())
         return render(request, "console/keys/detail.html", {"title": key.name or "API key", "key": key, "form": form},
                       status=400)
-    rename_api_key(key, form.cleaned_data["name"])
+    rename_api_key(key, form.cleaned_data["name"], actor=request.user)
     messages.success(request, f"Renamed the key to “{key.name}”.")
     return redirect("key_detail", pk=key.pk)
 
@@ -93,7 +93,7 @@ def rename(request, pk):
 @org_view()
 def revoke(request, pk):
     key = key_for_change(request, pk)
-    revoke_api_key(key)
+    revoke_api_key(key, actor=request.user)
     messages.success(request, f"Revoked “{key.name or key.prefix}”. The gateway refuses it from now on.")
     return redirect("keys")
 
