@@ -1,14 +1,16 @@
 """A fast mock OpenAI upstream for benchmarks: raw asyncio HTTP/1.1 with keep-alive.
 
 It must cost far less CPU than what it measures, so it parses just enough HTTP. The
-request's JSON picks the answer: "stream": true streams `x-chunks` chunks (header, default
-20) `x-chunk-delay-ms` apart (default 0); otherwise one chat.completion.
+request's JSON picks the answer: "stream": true streams "bench_chunks" chunks (default 20)
+"bench_delay_ms" apart (default 0); otherwise one chat.completion. Those two fields ride in
+the body because the gateway passes unknown body fields upstream, but not caller headers.
 
     python bench/fast_upstream.py PORT
 """
 
 import asyncio
 import json
+import re
 import sys
 
 COMPLETION = json.dumps({
@@ -24,6 +26,16 @@ FINISH = b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","create
 def usage_chunk(n: int) -> bytes:
     return (b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":0,"model":"bench",'
             b'"choices":[],"usage":{"prompt_tokens":8,"completion_tokens":%d,"total_tokens":%d}}\n\n' % (n, n + 8))
+
+
+_FIELD = re.compile(rb'"(bench_chunks|bench_delay_ms)"\s*:\s*(\d+)')
+
+
+def _field(body: bytes, name: bytes, default: int) -> int:
+    for key, value in _FIELD.findall(body):
+        if key == name:
+            return int(value)
+    return default
 
 
 def chunked(data: bytes) -> bytes:
@@ -45,8 +57,8 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
                              % (len(COMPLETION), COMPLETION))
                 await writer.drain()
                 continue
-            chunks = int(headers.get(b"x-chunks", b"20"))
-            delay = int(headers.get(b"x-chunk-delay-ms", b"0")) / 1000
+            chunks = _field(body, b"bench_chunks", 20)
+            delay = _field(body, b"bench_delay_ms", 0) / 1000
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
             for _ in range(chunks):
                 writer.write(chunked(CHUNK))

@@ -30,8 +30,11 @@ PY = sys.executable
 HOST = "127.0.0.1"
 CHAT = json.dumps({"model": "bench:chat", "messages": [{"role": "user", "content": "Say hello"}],
                    "max_tokens": 16}).encode()
-STREAM = json.dumps({"model": "bench:chat", "messages": [{"role": "user", "content": "Say hello"}],
-                     "max_tokens": 16, "stream": True}).encode()
+
+
+def stream_body(chunks: int, delay_ms: int = 0) -> bytes:
+    return json.dumps({"model": "bench:chat", "messages": [{"role": "user", "content": "Say hello"}],
+                       "max_tokens": 16, "stream": True, "bench_chunks": chunks, "bench_delay_ms": delay_ms}).encode()
 
 
 def free_port() -> int:
@@ -182,8 +185,8 @@ def measure(stack: Stack, key: str, seconds: float) -> dict:
         await loadgen.run(HOST, gw, "/v1/chat/completions", CHAT, gateway, 4, 1.0)
         for c in (1, 16, 64):
             await both(f"chat c={c}", CHAT, c)
-        await both("stream 20 chunks c=1", STREAM, 1, {"x-chunks": "20"})
-        await both("stream 1000 chunks c=1", STREAM, 1, {"x-chunks": "1000"}, secs=max(2.0, seconds / 2))
+        await both("stream 20 chunks c=1", stream_body(20), 1)
+        await both("stream 1000 chunks c=1", stream_body(1000), 1, secs=max(2.0, seconds / 2))
 
     asyncio.run(scenarios())
 
@@ -196,13 +199,13 @@ def measure(stack: Stack, key: str, seconds: float) -> dict:
         return (cpu_seconds(pids) - before) / max(len(result.latencies), 1) * 1000
 
     cpu_chat = asyncio.run(cpu_of(CHAT, {}))
-    cpu_stream = asyncio.run(cpu_of(STREAM, {"x-chunks": "20"}))
+    cpu_stream = asyncio.run(cpu_of(stream_body(20), {}))
 
     # Slow streams held open at once: how many get their first chunk, and the memory used.
     async def slow_streams(count):
         base_rss = rss_mib(stack.web_pids())
-        tasks, opened = await loadgen.hold_streams(HOST, gw, "/v1/chat/completions", STREAM,
-                                                   {**gateway, "x-chunks": "600", "x-chunk-delay-ms": "50"}, count)
+        tasks, opened = await loadgen.hold_streams(HOST, gw, "/v1/chat/completions", stream_body(600, 50),
+                                                   gateway, count)
         deadline = time.monotonic() + (10 if not stack.smoke else 3)
         while opened() < count and time.monotonic() < deadline:
             await asyncio.sleep(0.25)

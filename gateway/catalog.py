@@ -89,14 +89,13 @@ def lookup_route(public_id: str) -> Route | None:
     hit = _routes.get(public_id)
     if hit is not None and hit[0] > now:
         return hit[1]
-    if ":" not in public_id:
+    target = public_id
+    if ":" not in public_id:  # an alias names its model
         alias = ModelAlias.objects.filter(name=public_id, enabled=True).first()
-        public_id_target = alias.target if alias else None
-    else:
-        public_id_target = public_id
+        target = alias.target if alias else None
     row = None
-    if public_id_target:
-        provider, _, name = public_id_target.partition(":")
+    if target:
+        provider, _, name = target.partition(":")
         row = CatalogModel.objects.select_related("provider").filter(provider__slug=provider, name=name).first()
     route = route_from_model(row) if row else None
     with _routes_lock:
