@@ -8,6 +8,8 @@ class Organization(models.Model):
 
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
+    # Off unless an operator turns it on: request logs then carry prompt and completion text.
+    log_content = models.BooleanField(default=False, help_text="log prompt and completion text of its requests")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):

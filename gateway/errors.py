@@ -7,6 +7,8 @@ from rest_framework import exceptions as drf
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
+from .observability import request_refused
+
 log = logging.getLogger(__name__)
 
 
@@ -102,6 +104,8 @@ def exception_handler(exc, context):
     request = context.get("request")
     request_id = getattr(request, "request_id", None)
     error = as_gateway_error(exc)
+    if error is not None and not getattr(exc, "metered", False):
+        request_refused(error.code)  # metered requests were counted when they settled
     if error is None:
         # Never show the caller a stack trace; the log has it, under the same request id.
         log.exception("unhandled error on request %s", request_id)

@@ -121,6 +121,7 @@ class KeyIdentity:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     spend_limit: Decimal | None = None
+    log_content: bool = False
 
     def allows(self, public_model_id: str) -> bool:
         return not self.allowed_models or public_model_id in self.allowed_models
@@ -137,6 +138,7 @@ def identity_of(row: ApiKey) -> KeyIdentity:
         rpm_limit=row.rpm_limit,
         tpm_limit=row.tpm_limit,
         spend_limit=row.spend_limit,
+        log_content=row.organization.log_content,
     )
 
 
@@ -159,7 +161,7 @@ def find_key(secret: str) -> KeyIdentity | None:
     if cached == _UNKNOWN:
         return None
     if cached is None:
-        row = ApiKey.objects.filter(secret_hash=secret_hash).first()
+        row = ApiKey.objects.select_related("organization").filter(secret_hash=secret_hash).first()
         if row is None or not hmac.compare_digest(row.secret_hash, secret_hash):
             cache.set(_cache_key(secret_hash), _UNKNOWN, settings.GATEWAY_CACHE_SECONDS)
             return None

@@ -37,6 +37,8 @@ class Meter:
         self._t0 = time.perf_counter()
         self._first_byte: float | None = None
         self.relayed_completion_tokens = 0  # counted from what the caller received
+        # The answer's text, kept only for organizations whose operator logs content.
+        self.completion_text: list[str] | None = [] if key.log_content else None
         self.cost: Decimal | None = None
         self.balance: Decimal | None = None
         self._settled = False
@@ -80,6 +82,11 @@ class Meter:
     def count_relayed(self, text: str) -> None:
         if text:
             self.relayed_completion_tokens += estimate_text_tokens(text)
+            self.keep_text(text)
+
+    def keep_text(self, text: str) -> None:
+        if self.completion_text is not None and text:
+            self.completion_text.append(text)
 
     def estimated_usage(self, basis: str) -> Usage:
         return Usage(
@@ -125,4 +132,11 @@ class Meter:
             stream=self.chat.stream, status=status, http_status=http_status, code=error_code,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, cost=self.cost,
             latency=now - self._t0, ttft=self._first_byte - self._t0 if self._first_byte else None,
+            content=self._content(),
         )
+
+    def _content(self) -> dict | None:
+        if self.completion_text is None:
+            return None
+        return {"prompt": self.chat.body.get("messages", self.chat.body.get("input")),
+                "completion": "".join(self.completion_text)}

@@ -53,6 +53,14 @@ COOLDOWNS = Counter("mixgateway_cooldowns", "Times a deployment was taken out of
                     ["deployment"], registry=REGISTRY)
 
 
+def request_refused(code: str) -> None:
+    """A request refused before it was metered (bad key, bad body, limits, balance)."""
+    try:
+        REQUESTS.labels("", "rejected", code or "").inc()
+    except Exception:
+        log.exception("could not count a refused request")
+
+
 def upstream_failed(deployment: str) -> None:
     UPSTREAM_FAILURES.labels(deployment).inc()
 
@@ -63,7 +71,8 @@ def cooled_down(deployment: str) -> None:
 
 def request_finished(*, request_id: str, key, model: str, served_by: str, stream: bool, status: str,
                      http_status: int, code: str | None, prompt_tokens: int, completion_tokens: int,
-                     cost: Decimal | None, latency: float, ttft: float | None) -> None:
+                     cost: Decimal | None, latency: float, ttft: float | None,
+                     content: dict | None = None) -> None:
     """Count one finished request and write its log line. Never raises: observing a
     request must not fail it after it has been charged."""
     try:
@@ -78,8 +87,10 @@ def request_finished(*, request_id: str, key, model: str, served_by: str, stream
         if cost:
             COST_USD.labels(served_by).inc(float(cost))
         if request_log.isEnabledFor(logging.INFO):
-            # Counts and ids only: prompt and completion text never reach this line.
+            # Counts and ids only, unless an operator turned content logging on for the
+            # organization (Organization.log_content): then the text too.
             request_log.info("request %s", _KeyValues({
+                **(content or {}),
                 "event": "request",
                 "request_id": request_id,
                 "organization_id": key.organization_id,

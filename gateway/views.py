@@ -56,6 +56,7 @@ def serve_chat(request, key: KeyIdentity, body: dict | None = None) -> HttpRespo
         meter.served_by(served)
     except GatewayError as e:
         meter.finish("upstream_error", None, http_status=e.status_code, error_code=e.code)
+        e.metered = True
         raise
     except BaseException:
         meter.finish("error", None, http_status=500, error_code="internal_error")
@@ -80,6 +81,7 @@ def serve_embeddings(request, key: KeyIdentity) -> HttpResponse:
         meter.served_by(served)
     except GatewayError as e:
         meter.finish("upstream_error", None, http_status=e.status_code, error_code=e.code)
+        e.metered = True
         raise
     except BaseException:
         meter.finish("error", None, http_status=500, error_code="internal_error")
@@ -91,6 +93,11 @@ def serve_embeddings(request, key: KeyIdentity) -> HttpResponse:
 def _answer(meter: Meter, served, body: dict, usage: Usage, limit_headers: dict) -> HttpResponse:
     """A non-streamed answer: settle, then the caller's model name, usage and cost."""
     meter.first_byte()
+    if meter.completion_text is not None:
+        for choice in body.get("choices") or ():
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(message, dict) and isinstance(message.get("content"), str):
+                meter.keep_text(message["content"])
     if not isinstance(body.get("usage"), dict) or usage.basis != "provider":
         body["usage"] = usage.as_openai()
     body["model"] = meter.chat.model
