@@ -68,10 +68,6 @@ CSP_SKIPPED_PREFIXES = (GATEWAY_PREFIX, "/admin/")  # the API answers JSON; Djan
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S | re.I)
 _EVENT_HANDLER = re.compile(r"""\son[a-z]+\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
-# A handler that only asks the browser to confirm a string literal, as written by
-# templates with {{ value|escapejs }} (which leaves no quote, backslash, < > or & in
-# the literal). Allowing its hash per page lets nothing run but a confirmation dialog.
-_CONFIRM_HANDLER = re.compile(r"""\son(?:submit|click)="(return confirm\('(?:[^'"\\<>&\x00-\x1f]|\\u[0-9A-Fa-f]{4})*'\))\"""")
 
 
 def _sha256(source: str) -> str:
@@ -98,9 +94,8 @@ def template_inline_hashes() -> tuple[tuple[str, ...], tuple[str, ...]]:
 SOCIAL_LOGIN_ORIGINS = {"github": "https://github.com", "google": "https://accounts.google.com"}
 
 
-def content_security_policy(page: str = "") -> str:
+def content_security_policy() -> str:
     scripts, handlers = template_inline_hashes()
-    handlers = set(handlers) | {_sha256(source) for source in _CONFIRM_HANDLER.findall(page)}
     script_src = [CSP_DIRECTIVES["script-src"], *scripts]
     if handlers:
         script_src += ["'unsafe-hashes'", *sorted(handlers)]
@@ -122,8 +117,5 @@ class ContentSecurityPolicyMiddleware:
         if (request.path_info.startswith(CSP_SKIPPED_PREFIXES) or "Content-Security-Policy" in response
                 or not response.get("Content-Type", "").startswith("text/html")):
             return response
-        page = ""
-        if not response.streaming:
-            page = response.content.decode(response.charset or "utf-8", "replace")
-        response["Content-Security-Policy"] = content_security_policy(page)
+        response["Content-Security-Policy"] = content_security_policy()
         return response

