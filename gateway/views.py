@@ -46,21 +46,12 @@ def serve_chat(request, key: KeyIdentity, body: dict | None = None) -> HttpRespo
     chain = candidates(route, key)
     meter = Meter(request.request_id, key, route, chat)
     meter.reserve(chain)
-    try:
-        if chat.stream:
-            served, (first, chunks) = call_with_failover(chain, lambda candidate: _open_stream(candidate, chat))
-            meter.served_by(served)
-            response = sse_response(relay(first, chunks, meter, request.request_id))
-            return _with_headers(response, served, limit_headers)
-        served, completion = call_with_failover(chain, lambda candidate: adapter_for(candidate).complete(candidate, chat))
-        meter.served_by(served)
-    except GatewayError as e:
-        meter.finish("upstream_error", None, http_status=e.status_code, error_code=e.code)
-        e.metered = True
-        raise
-    except BaseException:
-        meter.finish("error", None, http_status=500, error_code="internal_error")
-        raise
+    if chat.stream:
+        served, (first, chunks) = _call_upstream(meter, chain, lambda candidate: _open_stream(candidate, chat))
+        response = sse_response(relay(first, chunks, meter, request.request_id))
+        return _with_headers(response, served, limit_headers)
+    served, completion = _call_upstream(meter, chain,
+                                        lambda candidate: adapter_for(candidate).complete(candidate, chat))
     usage = completion.usage
     if usage is None:
         usage = Usage(meter.estimated_usage("estimated").prompt_tokens,
@@ -76,18 +67,25 @@ def serve_embeddings(request, key: KeyIdentity) -> HttpResponse:
     chain = candidates(route, key)
     meter = Meter(request.request_id, key, route, embedding)
     meter.reserve(chain)
+    served, result = _call_upstream(meter, chain, lambda candidate: adapter_for(candidate).embed(candidate, embedding))
+    usage = result.usage or Usage(embedding.prompt_estimate(), 0, basis="estimated")
+    return _answer(meter, served, result.body, usage, limit_headers)
+
+
+def _call_upstream(meter: Meter, chain, call):
+    """Fail over along the chain; a request that gets no answer is settled (at no cost)
+    before its error goes to the caller."""
     try:
-        served, result = call_with_failover(chain, lambda candidate: adapter_for(candidate).embed(candidate, embedding))
-        meter.served_by(served)
+        served, result = call_with_failover(chain, call)
     except GatewayError as e:
         meter.finish("upstream_error", None, http_status=e.status_code, error_code=e.code)
-        e.metered = True
+        e.metered = True  # counted when settled; the exception handler must not count it again
         raise
     except BaseException:
         meter.finish("error", None, http_status=500, error_code="internal_error")
         raise
-    usage = result.usage or Usage(embedding.prompt_estimate(), 0, basis="estimated")
-    return _answer(meter, served, result.body, usage, limit_headers)
+    meter.served_by(served)
+    return served, result
 
 
 def _answer(meter: Meter, served, body: dict, usage: Usage, limit_headers: dict) -> HttpResponse:

@@ -26,33 +26,28 @@ def _upstream_body(route, chat) -> dict:
     return body
 
 
+def _post_for_json(route, path: str, body: dict, list_field: str) -> dict:
+    """A non-streamed call whose answer must be a JSON object with a list in `list_field`."""
+    resp = upstream.post(f"{route.base_url}/{path}", body, _headers(route, stream=False),
+                         upstream.read_timeout(route), stream=False)
+    if resp.status_code != 200:
+        raise upstream.error_from_response(resp, route.provider, streamed=False)
+    try:
+        answer = resp.json()
+    except ValueError:
+        raise UpstreamError(f"The upstream provider '{route.provider}' sent an answer that is not JSON.")
+    if not isinstance(answer, dict) or not isinstance(answer.get(list_field), list):
+        raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed answer.")
+    return answer
+
+
 class OpenAIAdapter(ProviderAdapter):
     def complete(self, route, chat) -> Completion:
-        headers = _headers(route, stream=False)
-        resp = upstream.post(f"{route.base_url}/chat/completions", _upstream_body(route, chat), headers,
-                             upstream.read_timeout(route), stream=False)
-        if resp.status_code != 200:
-            raise upstream.error_from_response(resp, route.provider, streamed=False)
-        try:
-            body = resp.json()
-        except ValueError:
-            raise UpstreamError(f"The upstream provider '{route.provider}' sent an answer that is not JSON.")
-        if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
-            raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed answer.")
+        body = _post_for_json(route, "chat/completions", _upstream_body(route, chat), "choices")
         return Completion(body=body, usage=usage_from_openai(body.get("usage")))
 
     def embed(self, route, request) -> Completion:
-        body = {**request.body, "model": route.upstream_model}
-        resp = upstream.post(f"{route.base_url}/embeddings", body, _headers(route, stream=False),
-                             upstream.read_timeout(route), stream=False)
-        if resp.status_code != 200:
-            raise upstream.error_from_response(resp, route.provider, streamed=False)
-        try:
-            answer = resp.json()
-        except ValueError:
-            raise UpstreamError(f"The upstream provider '{route.provider}' sent an answer that is not JSON.")
-        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
-            raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed answer.")
+        answer = _post_for_json(route, "embeddings", {**request.body, "model": route.upstream_model}, "data")
         usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
         return Completion(body=answer, usage=usage_from_openai({**usage, "completion_tokens": 0}))
 
