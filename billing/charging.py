@@ -1,4 +1,6 @@
 """What the gateway calls on the request path: reserve before forwarding, settle after.
+(gateway.admission does both together with the key's limits, in one Redis round trip
+each way, and uses these functions for the rest.)
 
 Neither writes to the database. Reserving reads the account from the database only the
 first time a process (or Redis) has no state for the organization.
@@ -6,7 +8,7 @@ first time a process (or Redis) has no state for the organization.
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
@@ -66,7 +68,12 @@ def worst_case_cost(prompt_tokens_bound: int, output_tokens_bound: int, prices: 
                                    prices.output_per_mtok))
 
 
-def _load_account(store, organization_id: int) -> None:
+# The event's fields in UsageEvent's order, so the JSON stays byte for byte what it was.
+EVENT_FIELDS = tuple(f.name for f in fields(UsageEvent))
+
+
+def load_account(store, organization_id: int) -> None:
+    """Start the store's state for the organization from the ledger."""
     account = Account.objects.filter(organization_id=organization_id).first()
     if account is None:
         store.load(organization_id, 0, 0, 0)
@@ -82,12 +89,12 @@ def reserve(organization_id: int, request_id: str, amount: Decimal) -> None:
         # so the in-process copy is refreshed from it every few seconds.
         loaded = store.loaded_at(organization_id)
         if loaded is None or time.monotonic() - loaded > settings.GATEWAY_CACHE_SECONDS:
-            _load_account(store, organization_id)
+            load_account(store, organization_id)
     units = to_units(amount)
     try:
         ok, snapshot = store.reserve(organization_id, request_id, units, settings.BILLING_RESERVATION_TTL_SECONDS)
     except AccountNotLoaded:
-        _load_account(store, organization_id)
+        load_account(store, organization_id)
         ok, snapshot = store.reserve(organization_id, request_id, units, settings.BILLING_RESERVATION_TTL_SECONDS)
     if not ok:
         raise InsufficientBalance(from_units(snapshot.available), amount)
@@ -111,20 +118,27 @@ def release(organization_id: int, request_id: str) -> None:
     get_store().release(organization_id, request_id)
 
 
+def usage_event(event_fields: dict, prices: Prices) -> tuple[Decimal, dict]:
+    """The request's exact cost and its usage event (UsageEvent's fields, as a plain dict:
+    this runs once per request, and dataclasses.asdict deep-copies)."""
+    cost = token_cost(event_fields["prompt_tokens"], event_fields["completion_tokens"], prices.input_per_mtok,
+                      prices.output_per_mtok, event_fields["cached_tokens"], prices.cached_input_per_mtok)
+    priced = {
+        **event_fields,
+        "input_per_mtok": str(prices.input_per_mtok),
+        "output_per_mtok": str(prices.output_per_mtok),
+        "cached_input_per_mtok": None if prices.cached_input_per_mtok is None else str(prices.cached_input_per_mtok),
+        "cost": str(cost),
+    }
+    return cost, {name: priced[name] for name in EVENT_FIELDS}
+
+
 def settle(event_fields: dict, prices: Prices) -> tuple[Decimal, Decimal | None]:
     """Turn the reservation into the real cost and queue the usage event for booking.
     Returns the cost and the balance once this cost is booked (None if unknown)."""
-    cost = token_cost(event_fields["prompt_tokens"], event_fields["completion_tokens"], prices.input_per_mtok,
-                      prices.output_per_mtok, event_fields["cached_tokens"], prices.cached_input_per_mtok)
-    event = UsageEvent(
-        **event_fields,
-        input_per_mtok=str(prices.input_per_mtok),
-        output_per_mtok=str(prices.output_per_mtok),
-        cached_input_per_mtok=None if prices.cached_input_per_mtok is None else str(prices.cached_input_per_mtok),
-        cost=str(cost),
-    )
+    cost, event = usage_event(event_fields, prices)
     store = get_store()
-    balance = store.settle(event.organization_id, event.request_id, to_units(cost), asdict(event))
+    balance = store.settle(event["organization_id"], event["request_id"], to_units(cost), event)
     if isinstance(store, LocalStore):
         from .tasks import reconcile_usage
 

@@ -38,6 +38,11 @@ return 1
 """
 
 
+def state_ttl_seconds() -> int:
+    # Idle keys' state expires; it is rebuilt from the ledger on their next request.
+    return settings.BILLING_RESERVATION_TTL_SECONDS * 24
+
+
 def booked_spend(key_id: int) -> int:
     total = UsageRecord.objects.filter(api_key_id=key_id).aggregate(total=Sum("cost"))["total"]
     return to_units(total) if total else 0
@@ -50,21 +55,26 @@ class RedisBudgets:
         self._reserve = client.register_script(RESERVE)
         self._settle = client.register_script(SETTLE)
 
-    def _key(self, key_id: int) -> str:
+    def key(self, key_id: int) -> str:
         return f"{self.prefix}:keyspend:{key_id}"
 
+    def start(self, key_id: int) -> None:
+        """First use (or state lost): start from what the ledger has booked for the key."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hsetnx(self.key(key_id), "spent", booked_spend(key_id))
+        pipe.hsetnx(self.key(key_id), "held", 0)
+        pipe.execute()
+
     def reserve(self, key_id: int, request_id: str, amount: int, limit: int) -> bool:
-        args = [request_id, amount, limit, settings.BILLING_RESERVATION_TTL_SECONDS * 24]
-        result = self._reserve(keys=[self._key(key_id)], args=args)
+        args = [request_id, amount, limit, state_ttl_seconds()]
+        result = self._reserve(keys=[self.key(key_id)], args=args)
         if result is None:
-            # First use (or state lost): start from what the ledger has booked for the key.
-            self.redis.hsetnx(self._key(key_id), "spent", booked_spend(key_id))
-            self.redis.hsetnx(self._key(key_id), "held", 0)
-            result = self._reserve(keys=[self._key(key_id)], args=args)
+            self.start(key_id)
+            result = self._reserve(keys=[self.key(key_id)], args=args)
         return bool(result)
 
     def settle(self, key_id: int, request_id: str, cost: int) -> None:
-        self._settle(keys=[self._key(key_id)], args=[request_id, cost])
+        self._settle(keys=[self.key(key_id)], args=[request_id, cost])
 
 
 class LocalBudgets:

@@ -115,13 +115,18 @@ class RedisStore:
         self._apply = self.redis.register_script(APPLY)
         self._group_ready = False
 
-    def _acct(self, org_id: int) -> str:
+    def account_key(self, org_id: int) -> str:
         return f"{self.prefix}:acct:{org_id}"
+
+    @staticmethod
+    def hold_member(org_id: int, request_id: str) -> str:
+        """A reservation in the holds set, scored by when it expires (release_expired)."""
+        return f"{org_id}:{request_id}"
 
     def reserve(self, org_id: int, request_id: str, amount: int, ttl_seconds: float) -> tuple[bool, Snapshot]:
         result = self._reserve(
-            keys=[self._acct(org_id), self.holds],
-            args=[request_id, amount, time.time() + ttl_seconds, f"{org_id}:{request_id}"],
+            keys=[self.account_key(org_id), self.holds],
+            args=[request_id, amount, time.time() + ttl_seconds, self.hold_member(org_id, request_id)],
         )
         if result is None:
             raise AccountNotLoaded(org_id)
@@ -136,30 +141,31 @@ class RedisStore:
 
     def settle(self, org_id: int, request_id: str, cost: int, event: dict) -> int | None:
         balance, pending = self._settle(
-            keys=[self._acct(org_id), self.holds, self.stream],
-            args=[request_id, cost, json.dumps(event), f"{org_id}:{request_id}"],
+            keys=[self.account_key(org_id), self.holds, self.stream],
+            args=[request_id, cost, json.dumps(event), self.hold_member(org_id, request_id)],
         )
         return int(balance) - int(pending) if balance is not None else None
 
     def release(self, org_id: int, request_id: str) -> None:
-        self._release(keys=[self._acct(org_id), self.holds], args=[request_id, f"{org_id}:{request_id}"])
+        self._release(keys=[self.account_key(org_id), self.holds],
+                      args=[request_id, self.hold_member(org_id, request_id)])
 
     def load(self, org_id: int, head: int, balance: int, limit: int) -> None:
         """Initialise the state from the ledger if it is missing (first use, or Redis lost it)."""
-        self._apply(keys=[self._acct(org_id)], args=[head, balance, limit])
+        self._apply(keys=[self.account_key(org_id)], args=[head, balance, limit])
 
     def apply_ledger(self, org_id: int, head: int, balance: int, limit: int, booked_request_ids=()) -> None:
-        self._apply(keys=[self._acct(org_id)], args=[head, balance, limit, *booked_request_ids])
+        self._apply(keys=[self.account_key(org_id)], args=[head, balance, limit, *booked_request_ids])
 
     def snapshot(self, org_id: int) -> Snapshot | None:
-        values = self.redis.hmget(self._acct(org_id), "balance", "limit", "pending", "held")
+        values = self.redis.hmget(self.account_key(org_id), "balance", "limit", "pending", "held")
         return None if values[0] is None else Snapshot(*(int(v) for v in values))
 
     def release_expired(self, now: float | None = None) -> int:
         released = 0
         for member in self.redis.zrangebyscore(self.holds, "-inf", now or time.time(), start=0, num=1000):
             org_id, _, request_id = member.partition(":")
-            released += self._release(keys=[self._acct(int(org_id)), self.holds], args=[request_id, member])
+            released += self._release(keys=[self.account_key(int(org_id)), self.holds], args=[request_id, member])
         return released
 
     def _ensure_group(self) -> None:

@@ -10,34 +10,15 @@ import threading
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
-
-from console.redis import get_redis
-
 from .errors import GatewayError
 
 WINDOW_SECONDS = 60
 
-# Count a request and read the minute's tokens in one atomic step; a refused request
-# does not count against the window.
-TAKE = """
-local requests = tonumber(redis.call('GET', KEYS[1]) or '0')
-local tokens = tonumber(redis.call('GET', KEYS[2]) or '0')
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then ttl = tonumber(ARGV[3]) end
-if (tonumber(ARGV[1]) > 0 and requests >= tonumber(ARGV[1])) or (tonumber(ARGV[2]) > 0 and tokens >= tonumber(ARGV[2])) then
-  return {0, requests, tokens, ttl}
-end
-requests = redis.call('INCR', KEYS[1])
-if requests == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return {1, requests, tokens, ttl}
-"""
 
-ADD_TOKENS = """
-local tokens = redis.call('INCRBY', KEYS[1], ARGV[1])
-if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return tokens
-"""
+def window_keys(prefix: str, key_id: int) -> tuple[str, str]:
+    """The Redis counters of a key's minute: requests, tokens. gateway.admission counts
+    and checks them in the same scripts that hold the request's money."""
+    return f"{prefix}:rl:{key_id}:r", f"{prefix}:rl:{key_id}:t"
 
 
 @dataclass(frozen=True)
@@ -68,24 +49,6 @@ def headers_for(rpm: int | None, tpm: int | None, state: LimitState) -> dict:
     return headers
 
 
-class RedisLimiter:
-    def __init__(self, client, prefix: str):
-        self.redis = client
-        self.prefix = prefix
-        self._take = client.register_script(TAKE)
-        self._add = client.register_script(ADD_TOKENS)
-
-    def take(self, key_id: int, rpm: int, tpm: int) -> LimitState:
-        ok, requests, tokens, ttl_ms = self._take(
-            keys=[f"{self.prefix}:rl:{key_id}:r", f"{self.prefix}:rl:{key_id}:t"],
-            args=[rpm or 0, tpm or 0, WINDOW_SECONDS * 1000],
-        )
-        return LimitState(bool(ok), int(requests), int(tokens), int(ttl_ms) / 1000)
-
-    def add_tokens(self, key_id: int, tokens: int) -> None:
-        self._add(keys=[f"{self.prefix}:rl:{key_id}:t"], args=[tokens, WINDOW_SECONDS * 1000])
-
-
 class LocalLimiter:
     def __init__(self):
         self._lock = threading.Lock()
@@ -106,6 +69,14 @@ class LocalLimiter:
             window[1] += 1
             return LimitState(True, window[1], window[2], window[0] - now)
 
+    def give_back(self, key_id):
+        """Uncount a request taken but then refused for its money, as the Redis script
+        never counts one."""
+        with self._lock:
+            window = self._windows.get(key_id)
+            if window is not None and window[0] > time.monotonic() and window[1] > 0:
+                window[1] -= 1
+
     def add_tokens(self, key_id, tokens):
         with self._lock:
             self._window(key_id, time.monotonic())[2] += tokens
@@ -114,10 +85,12 @@ class LocalLimiter:
 _limiter = None
 
 
-def limiter():
+def limiter() -> LocalLimiter:
+    """The embedded default's windows, in process memory; with Redis they live in Redis
+    and only gateway.admission touches them."""
     global _limiter
     if _limiter is None:
-        _limiter = RedisLimiter(get_redis(), settings.BILLING_REDIS_PREFIX) if settings.REDIS_URL else LocalLimiter()
+        _limiter = LocalLimiter()
     return _limiter
 
 
@@ -126,25 +99,13 @@ def reset_limiter() -> None:
     _limiter = None
 
 
-def check_rate_limits(key) -> dict:
-    """Count this request against the key's limits; returns the headers to send, or raises
-    429 rate_limit_exceeded with retry-after."""
-    if not key.rpm_limit and not key.tpm_limit:
-        return {}
-    state = limiter().take(key.key_id, key.rpm_limit, key.tpm_limit)
-    headers = headers_for(key.rpm_limit, key.tpm_limit, state)
-    if not state.allowed:
-        by_requests = key.rpm_limit and state.requests >= key.rpm_limit
-        retry = max(1, round(state.reset_seconds + 0.5))
-        raise GatewayError(
-            f"Rate limit reached for this API key: {key.rpm_limit} requests per minute." if by_requests else
-            f"Rate limit reached for this API key: {key.tpm_limit} tokens per minute.",
-            status=429, error_type="requests" if by_requests else "tokens", code="rate_limit_exceeded",
-            headers={**headers, "retry-after": str(retry)},
-        )
-    return headers
-
-
-def count_tokens(key, tokens: int) -> None:
-    if key.tpm_limit and tokens:
-        limiter().add_tokens(key.key_id, tokens)
+def rate_limit_error(key, state: LimitState) -> GatewayError:
+    """429 rate_limit_exceeded for a request the key's window refused, with retry-after."""
+    by_requests = key.rpm_limit and state.requests >= key.rpm_limit
+    retry = max(1, round(state.reset_seconds + 0.5))
+    return GatewayError(
+        f"Rate limit reached for this API key: {key.rpm_limit} requests per minute." if by_requests else
+        f"Rate limit reached for this API key: {key.tpm_limit} tokens per minute.",
+        status=429, error_type="requests" if by_requests else "tokens", code="rate_limit_exceeded",
+        headers={**headers_for(key.rpm_limit, key.tpm_limit, state), "retry-after": str(retry)},
+    )

@@ -1,5 +1,5 @@
-"""Money and timing for one request: reserve before the upstream call, settle exactly once
-however the request ends."""
+"""Money and timing for one request: admit it (rate limits, spend limit, balance) before the
+upstream call, settle exactly once however the request ends."""
 
 import time
 from datetime import UTC, datetime
@@ -8,12 +8,12 @@ from decimal import Decimal
 from billing import charging
 from billing.money import token_cost, usd
 
-from . import observability
+from . import admission, observability
 from .adapters import Usage
 from .catalog import Route
 from .chat_request import ChatRequest
 from .errors import InsufficientQuota
-from .limits import count_tokens
+from .limits import headers_for, rate_limit_error
 from .tokens import estimate_text_tokens
 
 
@@ -43,29 +43,29 @@ class Meter:
         self.balance: Decimal | None = None
         self._settled = False
 
-    def reserve(self, chain: list[Route]) -> None:
-        """Hold the request's worst-case cost on any model that may serve it, or refuse it
-        before any upstream call."""
+    def admit(self, chain: list[Route]) -> dict:
+        """Count the request against the key's rate limits and hold its worst-case cost on
+        any model that may serve it, or refuse it before any upstream call. Returns the
+        rate-limit headers for the answer."""
         amount = max(self._worst_case(route) for route in chain)
-        if self.key.spend_limit is not None:
-            try:
-                charging.reserve_key_spend(self.key.key_id, self.request_id, amount, self.key.spend_limit)
-            except charging.KeySpendLimitReached:
-                self._settled = True
-                raise InsufficientQuota(
-                    f"This API key's spend limit of {usd(self.key.spend_limit)} USD would be passed by this "
-                    "request. Raise the key's limit in the console, or use another key."
-                )
         try:
-            charging.reserve(self.key.organization_id, self.request_id, amount)
-        except charging.InsufficientBalance as e:
+            window = admission.admit(self.key, self.request_id, amount)
+        except admission.RateLimited as e:
             self._settled = True  # nothing was held, nothing to settle
-            if self.key.spend_limit is not None:
-                charging.settle_key_spend(self.key.key_id, self.request_id, Decimal(0))
+            raise rate_limit_error(self.key, e.window)
+        except charging.KeySpendLimitReached:
+            self._settled = True
+            raise InsufficientQuota(
+                f"This API key's spend limit of {usd(self.key.spend_limit)} USD would be passed by this "
+                "request. Raise the key's limit in the console, or use another key."
+            )
+        except charging.InsufficientBalance as e:
+            self._settled = True
             raise InsufficientQuota(
                 f"Your prepaid balance cannot cover this request: it may cost up to {e.needed} USD and "
                 f"{max(e.available, 0)} USD is available. Add credit, or lower max_tokens."
             )
+        return headers_for(self.key.rpm_limit, self.key.tpm_limit, window) if window else {}
 
     def _worst_case(self, route: Route) -> Decimal:
         return charging.worst_case_cost(self.chat.prompt_bound(route.context_window),
@@ -102,7 +102,8 @@ class Meter:
         self._settled = True
         usage = usage or Usage(0, 0, basis="estimated")
         now = time.perf_counter()
-        self.cost, self.balance = charging.settle(
+        self.cost, self.balance = admission.settle(
+            self.key,
             {
                 "request_id": self.request_id,
                 "organization_id": self.key.organization_id,
@@ -123,10 +124,8 @@ class Meter:
                 "ttft_ms": round((self._first_byte - self._t0) * 1000) if self._first_byte else None,
             },
             prices_of(self.route),
+            usage.prompt_tokens + usage.completion_tokens,
         )
-        if self.key.spend_limit is not None:
-            charging.settle_key_spend(self.key.key_id, self.request_id, self.cost)
-        count_tokens(self.key, usage.prompt_tokens + usage.completion_tokens)
         observability.request_finished(
             request_id=self.request_id, key=self.key, model=self.chat.model, served_by=self.route.public_id,
             stream=self.chat.stream, status=status, http_status=http_status, code=error_code,

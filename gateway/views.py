@@ -17,7 +17,6 @@ from .embeddings import parse_embedding_request
 from .encoding import encode
 from .errors import GatewayError, UpstreamError
 from .keys import KeyIdentity
-from .limits import check_rate_limits
 from .metering import Meter
 from .models import CatalogModel
 from .relay import relay, sse_response
@@ -42,10 +41,9 @@ def serve_chat(request, key: KeyIdentity, body: dict | None = None) -> HttpRespo
         body = read_json_object(request, settings.GATEWAY_MAX_BODY_BYTES)
     chat = parse_chat_request(body)
     route = resolve_route(chat.model, key)
-    limit_headers = check_rate_limits(key)
     chain = candidates(route, key)
     meter = Meter(request.request_id, key, route, chat)
-    meter.reserve(chain)
+    limit_headers = meter.admit(chain)
     if chat.stream:
         served, (first, chunks) = _call_upstream(meter, chain, lambda candidate: _open_stream(candidate, chat))
         response = sse_response(relay(first, chunks, meter, request.request_id))
@@ -63,10 +61,9 @@ def serve_embeddings(request, key: KeyIdentity) -> HttpResponse:
     """POST /v1/embeddings: the same path as a non-streamed chat, billed on input tokens."""
     embedding = parse_embedding_request(read_json_object(request, settings.GATEWAY_MAX_BODY_BYTES))
     route = resolve_route(embedding.model, key)
-    limit_headers = check_rate_limits(key)
     chain = candidates(route, key)
     meter = Meter(request.request_id, key, route, embedding)
-    meter.reserve(chain)
+    limit_headers = meter.admit(chain)
     served, result = _call_upstream(meter, chain, lambda candidate: adapter_for(candidate).embed(candidate, embedding))
     usage = result.usage or Usage(embedding.prompt_estimate(), 0, basis="estimated")
     return _answer(meter, served, result.body, usage, limit_headers)
