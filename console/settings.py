@@ -5,6 +5,7 @@ a SQLite file under var/, an in-process cache, and Celery tasks executed in-proc
 """
 
 import secrets
+import sys
 from pathlib import Path
 
 import environ
@@ -107,6 +108,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gateway.fast_path.HotPathMiddleware",  # POST /v1/chat/completions and /v1/embeddings stop here
     "gateway.middleware.RequestIdMiddleware",
     "gateway.middleware.GatewayHeaderGuardMiddleware",
     "gateway.middleware.ContentSecurityPolicyMiddleware",
@@ -142,6 +144,11 @@ TEMPLATES = [
 
 if not env.str("DATABASE_URL", default=""):
     VAR_DIR.mkdir(exist_ok=True)
+def _under_gevent() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return bool(monkey and monkey.is_module_patched("socket"))
+
+
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mixgateway.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the console read while the gateway writes; IMMEDIATE avoids lock upgrades
@@ -150,6 +157,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
+    }
+elif _under_gevent():
+    # Django keeps a connection per thread, and gevent makes every greenlet a thread: one
+    # persistent connection per open stream would exhaust PostgreSQL. A per-process pool
+    # serves all greenlets instead (the warm API path never touches the database).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": env.int("DATABASE_POOL_SIZE", default=10), "timeout": 10,
     }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
@@ -272,6 +287,9 @@ GATEWAY_CONNECT_TIMEOUT_SECONDS = env.float("GATEWAY_CONNECT_TIMEOUT_SECONDS", d
 GATEWAY_DEFAULT_TIMEOUT_SECONDS = env.float("GATEWAY_DEFAULT_TIMEOUT_SECONDS", default=60.0)
 GATEWAY_UPSTREAM_POOL_SIZE = env.int("GATEWAY_UPSTREAM_POOL_SIZE", default=64)
 GATEWAY_CACHE_SECONDS = env.int("GATEWAY_CACHE_SECONDS", default=5)
+# How long a process trusts its own memory of a key: the bound on how late another
+# process sees a revocation.
+GATEWAY_KEY_MEMORY_SECONDS = env.float("GATEWAY_KEY_MEMORY_SECONDS", default=2.0)
 # Encrypts upstream keys pasted into the admin; derived from SECRET_KEY when unset.
 UPSTREAM_KEYS_ENCRYPTION_KEY = env_secret("UPSTREAM_KEYS_ENCRYPTION_KEY") or ""
 # Failover: retries per deployment (before the first byte only), their backoff, and how

@@ -2,31 +2,35 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
 from .errors import InvalidApiKey
-from .keys import find_key, looks_like_secret
+from .keys import KeyIdentity, find_key, looks_like_secret
+
+
+def key_from_authorization(header: str) -> KeyIdentity:
+    """The one place a bearer key becomes a caller, or InvalidApiKey saying why not."""
+    if not header:
+        raise InvalidApiKey("Missing API key. Send it as 'Authorization: Bearer sk-...'.")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        raise InvalidApiKey("Malformed Authorization header. Send 'Authorization: Bearer sk-...'.")
+    if secret != secret.strip():
+        raise InvalidApiKey("The API key has leading or trailing whitespace; copy it again exactly.")
+    if not looks_like_secret(secret):
+        raise InvalidApiKey("Malformed API key. Keys look like 'sk-' followed by 43 characters.")
+    key = find_key(secret)
+    if key is None:
+        raise InvalidApiKey(f"Incorrect API key provided: {secret[:10]}… is not a key of this gateway.")
+    if key.revoked:
+        raise InvalidApiKey(f"The API key {key.prefix}… has been revoked.")
+    if key.expires_at is not None and key.expires_at <= timezone.now():
+        raise InvalidApiKey(f"The API key {key.prefix}… expired on {key.expires_at:%Y-%m-%d %H:%M} UTC.")
+    return key
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    """The one place a bearer key becomes a caller: request.auth is a KeyIdentity."""
+    """DRF's face of key_from_authorization: request.auth is a KeyIdentity."""
 
     def authenticate(self, request):
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
-            raise InvalidApiKey("Missing API key. Send it as 'Authorization: Bearer sk-...'.")
-        scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret:
-            raise InvalidApiKey("Malformed Authorization header. Send 'Authorization: Bearer sk-...'.")
-        if secret != secret.strip():
-            raise InvalidApiKey("The API key has leading or trailing whitespace; copy it again exactly.")
-        if not looks_like_secret(secret):
-            raise InvalidApiKey("Malformed API key. Keys look like 'sk-' followed by 43 characters.")
-        key = find_key(secret)
-        if key is None:
-            raise InvalidApiKey(f"Incorrect API key provided: {secret[:10]}… is not a key of this gateway.")
-        if key.revoked:
-            raise InvalidApiKey(f"The API key {key.prefix}… has been revoked.")
-        if key.expires_at is not None and key.expires_at <= timezone.now():
-            raise InvalidApiKey(f"The API key {key.prefix}… expired on {key.expires_at:%Y-%m-%d %H:%M} UTC.")
-        return (None, key)
+        return (None, key_from_authorization(request.META.get("HTTP_AUTHORIZATION", "")))
 
     def authenticate_header(self, request):
         return 'Bearer realm="mixgateway"'

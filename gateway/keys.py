@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -146,8 +147,21 @@ def _cache_key(secret_hash: str) -> str:
     return f"apikey:{secret_hash}"
 
 
+# Two tiers: this process's memory for a couple of seconds (no round trip at all on a
+# warm key), then the shared cache, then the database. A revocation clears both tiers
+# here and the shared tier everywhere; other processes see it once their short local
+# entry expires (GATEWAY_KEY_MEMORY_SECONDS).
+_memory: dict[str, tuple[float, object]] = {}
+_MEMORY_MAX_ENTRIES = 10_000
+
+
 def forget_cached_key(secret_hash: str) -> None:
+    _memory.pop(secret_hash, None)
     cache.delete(_cache_key(secret_hash))
+
+
+def forget_remembered_keys() -> None:
+    _memory.clear()
 
 
 _UNKNOWN = "unknown"
@@ -157,14 +171,25 @@ def find_key(secret: str) -> KeyIdentity | None:
     """The key behind a presented secret, revoked or expired ones included (the caller
     decides what to say); None when no key has this secret."""
     secret_hash = hash_secret(secret)
+    now = time.monotonic()
+    remembered = _memory.get(secret_hash)
+    if remembered is not None and remembered[0] > now:
+        cached = remembered[1]
+    else:
+        cached = _shared_lookup(secret_hash)
+        if len(_memory) >= _MEMORY_MAX_ENTRIES:
+            _memory.clear()  # a flood of made-up secrets must not grow the process without bound
+        _memory[secret_hash] = (now + settings.GATEWAY_KEY_MEMORY_SECONDS, cached)
+    return None if cached == _UNKNOWN else cached
+
+
+def _shared_lookup(secret_hash: str):
     cached = cache.get(_cache_key(secret_hash))
-    if cached == _UNKNOWN:
-        return None
     if cached is None:
         row = ApiKey.objects.select_related("organization").filter(secret_hash=secret_hash).first()
         if row is None or not hmac.compare_digest(row.secret_hash, secret_hash):
             cache.set(_cache_key(secret_hash), _UNKNOWN, settings.GATEWAY_CACHE_SECONDS)
-            return None
+            return _UNKNOWN
         cached = identity_of(row)
         cache.set(_cache_key(secret_hash), cached, settings.GATEWAY_CACHE_SECONDS)
     return cached

@@ -40,15 +40,21 @@ class GatewayHeaderGuardMiddleware:
 
     def __call__(self, request):
         if request.path_info.startswith(GATEWAY_PREFIX):
-            header = request.META.get("HTTP_AUTHORIZATION", "")
-            if len(header.encode("utf-8", "surrogateescape")) > MAX_AUTHORIZATION_BYTES:
-                error = InvalidApiKey(f"Malformed Authorization header: it is longer than {MAX_AUTHORIZATION_BYTES} "
-                                      "bytes. Send 'Authorization: Bearer sk-...'.")
+            try:
+                check_authorization_size(request)
+            except InvalidApiKey as error:
                 response = JsonResponse(error.body(getattr(request, "request_id", None)), status=error.status_code)
                 for name, value in error.headers.items():
                     response[name] = value
                 return response
         return self.get_response(request)
+
+
+def check_authorization_size(request) -> None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if len(header) > MAX_AUTHORIZATION_BYTES // 4 and len(header.encode("utf-8", "surrogateescape")) > MAX_AUTHORIZATION_BYTES:
+        raise InvalidApiKey(f"Malformed Authorization header: it is longer than {MAX_AUTHORIZATION_BYTES} "
+                            "bytes. Send 'Authorization: Bearer sk-...'.")
 
 
 # The console's Content-Security-Policy. Inline <script> blocks and inline event handlers

@@ -56,16 +56,32 @@ class LocalCooldowns:
 
 
 class RedisCooldowns:
-    """Shared by every process, so one worker's bad experience spares the others."""
+    """Shared by every process, so one worker's bad experience spares the others.
+
+    A healthy request must not pay a Redis round trip for this: each process remembers a
+    deployment's state for COOLING_MEMORY_SECONDS (a cooldown lasts tens of seconds, so
+    noticing one a second late costs little), and a success clears the shared failure
+    count only when this process has seen that deployment fail."""
+
+    COOLING_MEMORY_SECONDS = 1.0
 
     def __init__(self, client, prefix: str):
         self.redis = client
         self.prefix = prefix
+        self._checked: dict[str, tuple[float, bool]] = {}  # deployment -> (valid until, cooling)
+        self._failing: set[str] = set()
 
     def cooling(self, deployment: str) -> bool:
-        return bool(self.redis.exists(f"{self.prefix}:cool:{deployment}"))
+        now = time.monotonic()
+        checked = self._checked.get(deployment)
+        if checked is not None and checked[0] > now:
+            return checked[1]
+        cooling = bool(self.redis.exists(f"{self.prefix}:cool:{deployment}"))
+        self._checked[deployment] = (now + self.COOLING_MEMORY_SECONDS, cooling)
+        return cooling
 
     def failed(self, deployment: str) -> None:
+        self._failing.add(deployment)
         key = f"{self.prefix}:fails:{deployment}"
         pipe = self.redis.pipeline()
         pipe.incr(key)
@@ -74,11 +90,14 @@ class RedisCooldowns:
         if failures >= settings.GATEWAY_COOLDOWN_AFTER_FAILURES:
             self.redis.set(f"{self.prefix}:cool:{deployment}", 1, ex=settings.GATEWAY_COOLDOWN_SECONDS)
             self.redis.delete(key)
+            self._checked[deployment] = (time.monotonic() + self.COOLING_MEMORY_SECONDS, True)
             observability.cooled_down(deployment)
             log.warning("deployment %s cooled down for %ss", deployment, settings.GATEWAY_COOLDOWN_SECONDS)
 
     def succeeded(self, deployment: str) -> None:
-        self.redis.delete(f"{self.prefix}:fails:{deployment}")
+        if deployment in self._failing:
+            self._failing.discard(deployment)
+            self.redis.delete(f"{self.prefix}:fails:{deployment}")
 
 
 _cooldowns = None

@@ -17,7 +17,7 @@ from gateway.catalog import forget_routes
 from gateway.catalog_loader import load_catalog
 from gateway.limits import reset_limiter
 from gateway.resilience import reset_cooldowns
-from gateway.keys import mint_api_key
+from gateway.keys import forget_remembered_keys, mint_api_key
 from tests.live_threads import wait_until_idle
 from tests.upstream_mock import MockUpstream
 
@@ -84,6 +84,7 @@ def _fresh_caches(settings):
     # Database ids restart between tests, so no live state may outlive its test.
     settings.BILLING_REDIS_PREFIX = TEST_REDIS_PREFIX
     forget_routes()
+    forget_remembered_keys()
     if not settings.REDIS_URL:
         # Never FLUSHDB a shared Redis: parallel test workers keep their billing state there.
         cache.clear()

@@ -82,12 +82,14 @@ def test_a_60_rpm_key_passes_exactly_60_of_1000_requests_across_two_workers(cata
     env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
            f"{db['PORT'] or 5432}/{db['NAME']}", "REDIS_URL": settings.REDIS_URL,
            "BILLING_REDIS_PREFIX": settings.BILLING_REDIS_PREFIX, "SECRET_KEY": settings.SECRET_KEY,
-           "ALLOWED_HOSTS": "127.0.0.1", "CONN_MAX_AGE": "0"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "console.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--worker-class", "gthread", "--threads", "8"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+           "ALLOWED_HOSTS": "127.0.0.1,localhost", "CONN_MAX_AGE": "0"}
+    # The Procfile's own web command: the worker model production runs.
+    web = next(line.split(": ", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines()
+               if line.startswith("web: "))
+    web = web.replace("gunicorn ", f"{sys.executable} -m gunicorn ", 1)
+    server = subprocess.Popen(["bash", "-c", "exec " + web], cwd=ROOT,
+                              env={**env, "PORT": str(port), "WEB_CONCURRENCY": "2"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     try:
         deadline = time.monotonic() + 60
