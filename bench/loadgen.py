@@ -38,8 +38,10 @@ async def _read_response(reader: asyncio.StreamReader, started: float, result: R
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     result.statuses[status] = result.statuses.get(status, 0) + 1
+    # Match header names at the start of a line: LiteLLM also sends the upstream's headers
+    # as "llm_provider-transfer-encoding" and "llm_provider-content-length".
     lower = head.lower()
-    if b"transfer-encoding: chunked" in lower:
+    if b"\r\ntransfer-encoding: chunked" in lower:
         first = None
         while True:
             size_line = await reader.readuntil(b"\r\n")
@@ -52,7 +54,7 @@ async def _read_response(reader: asyncio.StreamReader, started: float, result: R
             await reader.readexactly(size + 2)
         result.first_bytes.append(first)
     else:
-        start = lower.index(b"content-length:") + 15
+        start = lower.index(b"\r\ncontent-length:") + 17
         length = int(lower[start:lower.index(b"\r\n", start)])
         await reader.readexactly(length)
     return status

@@ -6,6 +6,8 @@ straight to a mock upstream, in one run, on this machine.
 Starts a fast mock upstream, the Procfile's web (gunicorn), worker and beat processes with
 PostgreSQL and Redis (DATABASE_URL / REDIS_URL, defaults: local servers), then measures and
 writes docs/performance.md. Compare ratios, not absolute numbers: the machine is shared.
+When LiteLLM's proxy is installed in its own virtualenv (see bench/litellm_proxy.py), the
+same load also runs through it, in the same run.
 """
 
 import argparse
@@ -23,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import litellm_proxy  # noqa: E402
 import loadgen  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +60,17 @@ def wait_port(port: int, timeout: float = 60) -> None:
 def procfile() -> dict[str, str]:
     lines = (ROOT / "Procfile").read_text().splitlines()
     return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
+def worker_class() -> str:
+    """The web line's gunicorn worker class (--worker-class X, --worker-class=X or -k X)."""
+    args = shlex.split(procfile().get("web", ""))
+    for i, arg in enumerate(args):
+        if arg.startswith("--worker-class="):
+            return arg.split("=", 1)[1]
+        if arg in ("--worker-class", "-k") and i + 1 < len(args):
+            return args[i + 1]
+    return "sync"
 
 
 def tree_pids(root: int) -> list[int]:
@@ -102,6 +116,7 @@ class Stack:
     def __init__(self, smoke: bool):
         self.smoke = smoke
         self.procs: dict[str, subprocess.Popen] = {}
+        self.litellm: litellm_proxy.LiteLLM | None = None
         self.upstream_port = free_port()
         self.gateway_port = free_port()
         self.env = {
@@ -155,10 +170,16 @@ class Stack:
         wait_port(self.upstream_port)
         wait_port(self.gateway_port)
 
+    def start_litellm(self):
+        self.litellm = litellm_proxy.start(f"http://{HOST}:{self.upstream_port}/v1", free_port(),
+                                           int(self.env["WEB_CONCURRENCY"]))
+
     def web_pids(self) -> list[int]:
         return tree_pids(self.procs["web"].pid)
 
     def stop(self):
+        if self.litellm:
+            self.litellm.stop()
         for proc in self.procs.values():
             proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
@@ -172,17 +193,26 @@ def measure(stack: Stack, key: str, seconds: float) -> dict:
     gateway = {"Authorization": f"Bearer {key}"}
     upstream = {"Authorization": "Bearer sk-bench-upstream"}
     up, gw = stack.upstream_port, stack.gateway_port
+    lt = stack.litellm
+    litellm = {"Authorization": f"Bearer {lt.key}"} if lt else {}
     rows = {}
 
     async def both(name, body, concurrency, extra=None, secs=seconds):
         extra = extra or {}
         direct = await loadgen.run(HOST, up, "/v1/chat/completions", body, {**upstream, **extra}, concurrency, secs)
         through = await loadgen.run(HOST, gw, "/v1/chat/completions", body, {**gateway, **extra}, concurrency, secs)
-        rows[name] = (direct, through)
+        other = None
+        if lt:
+            other = await loadgen.run(HOST, lt.port, "/v1/chat/completions", body, {**litellm, **extra},
+                                      concurrency, secs)
+        rows[name] = (direct, through, other)
 
     async def scenarios():
         # Warm both paths (connections, caches, the account's live state).
         await loadgen.run(HOST, gw, "/v1/chat/completions", CHAT, gateway, 4, 1.0)
+        if lt:  # LiteLLM imports its streaming code on the first stream.
+            await loadgen.run(HOST, lt.port, "/v1/chat/completions", CHAT, litellm, 4, 1.0)
+            await loadgen.run(HOST, lt.port, "/v1/chat/completions", stream_body(20), litellm, 4, 0.5)
         for c in (1, 16, 64):
             await both(f"chat c={c}", CHAT, c)
         await both("stream 20 chunks c=1", stream_body(20), 1)
@@ -190,16 +220,23 @@ def measure(stack: Stack, key: str, seconds: float) -> dict:
 
     asyncio.run(scenarios())
 
-    # CPU per request and per 20-chunk stream, from the web processes' own counters.
-    async def cpu_of(body, extra, count=200 if not stack.smoke else 20):
-        pids = stack.web_pids()
+    # CPU per request and per 20-chunk stream, from the processes' own counters.
+    async def cpu_of(body, port, headers, pids_of, count=200 if not stack.smoke else 20):
+        pids = pids_of()
         before = cpu_seconds(pids)
-        result = await loadgen.run(HOST, gw, "/v1/chat/completions", body, {**gateway, **extra}, 8, 600,
+        result = await loadgen.run(HOST, port, "/v1/chat/completions", body, headers, 8, 600,
                                    max_requests_per_connection=count // 8)
         return (cpu_seconds(pids) - before) / max(len(result.latencies), 1) * 1000
 
-    cpu_chat = asyncio.run(cpu_of(CHAT, {}))
-    cpu_stream = asyncio.run(cpu_of(stream_body(20), {}))
+    cpu_chat = asyncio.run(cpu_of(CHAT, gw, gateway, stack.web_pids))
+    cpu_stream = asyncio.run(cpu_of(stream_body(20), gw, gateway, stack.web_pids))
+    other = None
+    if lt:
+        lt_pids = lambda: tree_pids(lt.process.pid)  # noqa: E731
+        other = {"cpu_chat_ms": asyncio.run(cpu_of(CHAT, lt.port, litellm, lt_pids)),
+                 "cpu_stream_ms": asyncio.run(cpu_of(stream_body(20), lt.port, litellm, lt_pids)),
+                 "rss": rss_mib(lt_pids()), "processes": len(lt_pids()), "version": lt.version,
+                 "workers": lt.workers}
 
     # Slow streams held open at once: how many get their first chunk, and the memory used.
     async def slow_streams(count):
@@ -218,35 +255,62 @@ def measure(stack: Stack, key: str, seconds: float) -> dict:
     streams = 1000 if not stack.smoke else 50
     held, base_rss, peak_rss = asyncio.run(slow_streams(streams))
     return {"rows": rows, "cpu_chat_ms": cpu_chat, "cpu_stream_ms": cpu_stream,
-            "streams": (streams, held, base_rss, peak_rss)}
+            "streams": (streams, held, base_rss, peak_rss), "litellm": other}
 
 
 def report(m: dict, seconds: float) -> str:
     ms = 1000
-    lines = ["| scenario | direct p50 / p99 ms | gateway p50 / p99 ms | added p50 / p99 ms | direct rps | gateway rps | rps ratio |",
-             "|---|---|---|---|---|---|---|"]
-    for name, (d, g) in m["rows"].items():
-        dp50, dp99 = d.percentile(d.latencies, 50) * ms, d.percentile(d.latencies, 99) * ms
-        gp50, gp99 = g.percentile(g.latencies, 50) * ms, g.percentile(g.latencies, 99) * ms
-        lines.append(f"| {name} | {dp50:.2f} / {dp99:.2f} | {gp50:.2f} / {gp99:.2f} | {gp50 - dp50:.2f} / "
-                     f"{gp99 - dp99:.2f} | {d.rps:.0f} | {g.rps:.0f} | {g.rps / d.rps if d.rps else 0:.2f} |")
-    d, g = m["rows"]["stream 20 chunks c=1"]
+    lt = m["litellm"]
+
+    def p50_99(r):
+        return r.percentile(r.latencies, 50) * ms, r.percentile(r.latencies, 99) * ms
+
+    head = ["scenario", "direct p50 / p99 ms", "gateway p50 / p99 ms", "added p50 / p99 ms", "direct rps",
+            "gateway rps", "rps ratio"]
+    if lt:
+        head[4:4] = ["LiteLLM p50 / p99 ms", "LiteLLM added p50 / p99 ms"]
+        head += ["LiteLLM rps", "gateway / LiteLLM rps"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, (d, g, o) in m["rows"].items():
+        (dp50, dp99), (gp50, gp99) = p50_99(d), p50_99(g)
+        cells = [name, f"{dp50:.2f} / {dp99:.2f}", f"{gp50:.2f} / {gp99:.2f}", f"{gp50 - dp50:.2f} / {gp99 - dp99:.2f}",
+                 f"{d.rps:.0f}", f"{g.rps:.0f}", f"{g.rps / d.rps if d.rps else 0:.2f}"]
+        if o:
+            op50, op99 = p50_99(o)
+            cells[4:4] = [f"{op50:.2f} / {op99:.2f}", f"{op50 - dp50:.2f} / {op99 - dp99:.2f}"]
+            cells += [f"{o.rps:.0f}", f"{g.rps / o.rps if o.rps else 0:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    d, g, o = m["rows"]["stream 20 chunks c=1"]
     ttft = (g.percentile(g.first_bytes, 50) - d.percentile(d.first_bytes, 50)) * ms
-    d_long, g_long = m["rows"]["stream 1000 chunks c=1"]
+    ttft_lt = (o.percentile(o.first_bytes, 50) - d.percentile(d.first_bytes, 50)) * ms if o else 0
+    ttft_lt = f"; through LiteLLM, added {ttft_lt:.2f} ms" if o else ""
+    d_long, g_long, o_long = m["rows"]["stream 1000 chunks c=1"]
     chunks_direct = 1000 * d_long.rps
     chunks_gateway = 1000 * g_long.rps
+    chunks_lt = f", {1000 * o_long.rps:,.0f} through LiteLLM" if o_long else ""
     count, held, base_rss, peak_rss = m["streams"]
-    errors = {name: (d.errors, g.errors) for name, (d, g) in m["rows"].items()}
+    errors = {name: tuple(r.errors for r in row if r) for name, row in m["rows"].items()}
     lines += [
         "",
-        f"- Time to first token, 20-chunk stream at concurrency 1: added {ttft:.2f} ms (p50).",
-        f"- Long streams (1000 chunks): {chunks_direct:,.0f} chunks/s direct, {chunks_gateway:,.0f} through the gateway "
-        f"(ratio {chunks_gateway / chunks_direct if chunks_direct else 0:.2f}).",
+        f"- Time to first token, 20-chunk stream at concurrency 1: added {ttft:.2f} ms (p50){ttft_lt}.",
+        f"- Long streams (1000 chunks): {chunks_direct:,.0f} chunks/s direct, {chunks_gateway:,.0f} through the "
+        f"gateway (ratio {chunks_gateway / chunks_direct if chunks_direct else 0:.2f}){chunks_lt}.",
         f"- CPU time in the web processes: {m['cpu_chat_ms']:.2f} ms per non-streamed request, "
         f"{m['cpu_stream_ms']:.2f} ms per 20-chunk stream (billing on: reservation, settlement, usage event).",
+    ]
+    if lt:
+        lines.append(
+            f"- LiteLLM {lt['version']} (uvicorn, {lt['workers']} workers, master key, no database: no spend "
+            f"tracking): {lt['cpu_chat_ms']:.2f} ms CPU per non-streamed request, {lt['cpu_stream_ms']:.2f} ms "
+            f"per 20-chunk stream; RSS {lt['rss']:.0f} MiB idle in {lt['processes']} processes (gateway web processes: "
+            f"{base_rss:.0f} MiB).")
+    else:
+        lines.append("- LiteLLM's proxy was not part of this run (not installed, or --no-litellm).")
+    lines += [
         f"- {count} slow streams opened at once: {held} received their first chunk within 10 s; web processes' RSS "
         f"{base_rss:.0f} MiB before, {peak_rss:.0f} MiB while holding them.",
-        f"- Errors (direct, gateway) per scenario: {errors}. Each scenario ran {seconds:g} s.",
+        f"- Errors (direct, gateway{', LiteLLM' if lt else ''}) per scenario: {errors}. "
+        f"Each scenario ran {seconds:g} s.",
     ]
     return "\n".join(lines)
 
@@ -256,12 +320,15 @@ def main():
     parser.add_argument("--seconds", type=float, default=5.0, help="per scenario and path")
     parser.add_argument("--smoke", action="store_true", help="a few requests: keeps the benchmark working")
     parser.add_argument("--output", default=str(ROOT / "docs" / "performance.md"))
+    parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM's proxy out even when installed")
     args = parser.parse_args()
     seconds = 0.5 if args.smoke else args.seconds
     stack = Stack(args.smoke)
     key = stack.prepare()
     stack.start()
     try:
+        if not args.no_litellm:
+            stack.start_litellm()
         measured = measure(stack, key, seconds)
     finally:
         stack.stop()
@@ -271,15 +338,19 @@ def main():
         versions = subprocess.run([PY, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
         pick = [line for line in versions.splitlines() if line.lower().split("==")[0] in
                 ("django", "djangorestframework", "gunicorn", "celery", "redis", "psycopg", "requests", "urllib3")]
+        if stack.litellm:
+            pick.append(f"litellm=={stack.litellm.version} (own virtualenv)")
         machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        litellm = (f", LiteLLM's proxy (uvicorn, {stack.litellm.workers} workers, no database)" if stack.litellm
+                   else "")
         text = (ROOT / "docs" / "performance.md").read_text() if Path(args.output).exists() else ""
         head = text.split("<!-- results -->")[0] if "<!-- results -->" in text else "# Performance\n\n"
         Path(args.output).write_text(
             head + "<!-- results -->\n"
             f"## Latest run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
-            f"Machine: {machine}. Processes: the Procfile's web (gunicorn gthread, WEB_CONCURRENCY="
-            f"{stack.env['WEB_CONCURRENCY']}), worker and beat, PostgreSQL, Redis; the mock upstream and the load "
-            f"generator share the same 2 cores. Versions: {', '.join(pick)}.\n\n{table}\n"
+            f"Machine: {machine}. Processes: the Procfile's web (gunicorn {worker_class()}, WEB_CONCURRENCY="
+            f"{stack.env['WEB_CONCURRENCY']}), worker and beat, PostgreSQL, Redis{litellm}; the mock upstream and "
+            f"the load generator share the same 2 cores. Versions: {', '.join(pick)}.\n\n{table}\n"
         )
 
 
