@@ -40,6 +40,6 @@ try:
         assert client.post("/v1/chat/completions", bench.CHAT, content_type="application/json").status_code == 200
     profiler.disable()
     print(f"CPU per request in process: {(time.process_time() - started) / count * 1000:.2f} ms (with profiler)")
-    pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+    pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(int(os.environ.get("PROFILE_LINES", "35")))
 finally:
     upstream.terminate()

@@ -2,6 +2,7 @@
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -29,13 +30,11 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+_SECRET_SHAPE = re.compile(r"sk-[A-Za-z0-9_-]{40,}")
+
+
 def looks_like_secret(secret: str) -> bool:
-    body = secret[len(SECRET_PREFIX):]
-    return (
-        secret.startswith(SECRET_PREFIX)
-        and len(body) >= 40
-        and all(c.isascii() and (c.isalnum() or c in "-_") for c in body)
-    )
+    return _SECRET_SHAPE.fullmatch(secret) is not None
 
 
 def _insert_key(organization, *, name, created_by, allowed_models, expires_at, spend_limit=None):
