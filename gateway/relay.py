@@ -1,17 +1,27 @@
-"""Relaying a chat stream to the caller as server-sent events, chunk by chunk."""
+"""Relaying a chat stream to the caller as server-sent events, chunk by chunk.
+
+Chunks come as dicts (translated from another protocol, or ones the gateway must read) or
+as RawChunks, an OpenAI-protocol upstream's own bytes. A RawChunk goes out as it came but
+for its "model"; the text it carries is read later, and only when it is needed: to bill a
+stream that ended without usage, or to log content.
+"""
 
 import logging
 
 from django.http import StreamingHttpResponse
 
 from .adapters import usage_from_openai
-from .encoding import encode
-from .errors import GatewayError
+from .adapters.base import RawChunk
+from .encoding import dumps, encode, loads
+from .errors import GatewayError, UpstreamError
 from .metering import Meter, cost_of
 
 log = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
+# Unread chunks kept per stream before their text is counted anyway: bounds the memory of
+# a long stream (about 1,500 chunks) while sparing the usual stream any parsing.
+UNREAD_LIMIT_BYTES = 256 * 1024
 
 
 def sse(payload: dict, usage_cost=None) -> bytes:
@@ -32,28 +42,111 @@ def _relayed_text(chunk: dict) -> str:
     return "".join(parts)
 
 
-def relay(first_chunk: dict, chunks, meter: Meter, request_id: str):
+class UnreadText:
+    """The RawChunks relayed but not yet read, counted into the meter in order on demand."""
+
+    def __init__(self, meter: Meter):
+        self.meter = meter
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def add(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size > UNREAD_LIMIT_BYTES:
+            self.count()
+
+    def count(self) -> None:
+        if not self.chunks:
+            return
+        chunks, self.chunks, self.size = self.chunks, [], 0
+        try:
+            parsed = loads(b"[" + b",".join(chunks) + b"]")  # one parse for them all
+        except ValueError:
+            parsed = [_loads_or_none(data) for data in chunks]
+        for chunk in parsed:
+            if isinstance(chunk, dict):
+                self.meter.count_relayed(_relayed_text(chunk))
+
+
+class Relabel:
+    """Puts the caller's model name into RawChunks, at the byte level.
+
+    The chunks of one stream almost always begin with the same bytes up to and including
+    their "model" value (same id, object, created, model): once one chunk's beginning has
+    been checked, a chunk that begins with exactly those bytes has its model value at the
+    same place, and costs a prefix comparison.
+    """
+
+    def __init__(self, model: str):
+        self.model_json = dumps(model)
+        self.old_head = self.new_head = None
+
+    def __call__(self, chunk: RawChunk) -> bytes | None:
+        data = chunk.data
+        if self.old_head is not None and data.startswith(self.old_head):
+            return self.new_head + data[len(self.old_head):]
+        span = chunk.model_span()
+        if span is None:
+            return None
+        start, stop = span
+        self.old_head, self.new_head = data[:stop], data[:start] + self.model_json
+        return self.new_head + data[stop:]
+
+
+def _loads_or_none(data: bytes):
+    try:
+        return loads(data)
+    except ValueError:
+        return None
+
+
+def _as_dict(chunk, provider: str) -> dict:
+    if isinstance(chunk, dict):
+        return chunk
+    try:
+        return chunk.parsed()
+    except ValueError:
+        raise UpstreamError(f"The upstream provider '{provider}' sent a malformed stream event.")
+
+
+def relay(first_chunk: "dict | RawChunk", chunks, meter: Meter, request_id: str):
     """Yield the stream's SSE bytes; record usage once however the stream ends."""
     caller_model = meter.chat.model
+    relabel = Relabel(caller_model)
+    unread = UnreadText(meter)
     usage = None
     status, error = "client_gone", None
     meter.first_byte()
     try:
         chunk = first_chunk
         while chunk is not None:
+            if type(chunk) is RawChunk:
+                relabelled = relabel(chunk)
+                if relabelled is not None:
+                    unread.add(chunk.data)
+                    yield b"data: " + relabelled + b"\n\n"
+                    chunk = next(chunks, None)
+                    continue
+                chunk = _as_dict(chunk, meter.route.provider)  # an unusual shape: parse it
             chunk["model"] = caller_model
             cost = None
             if chunk.get("usage") is not None:
                 usage = usage_from_openai(chunk["usage"]) or usage
                 cost = cost_of(usage, meter.route) if usage else None
-            meter.count_relayed(_relayed_text(chunk))
+            text = _relayed_text(chunk)
+            if text:
+                unread.count()  # the text relayed before this chunk's, in order
+                meter.count_relayed(text)
             yield sse(chunk, cost)
             chunk = next(chunks, None)
         if usage is None:
             # The upstream never said: bill what we relayed, and still end with usage.
+            unread.count()
             usage = meter.estimated_usage("estimated")
+            first = _first_fields(first_chunk)
             yield sse({
-                "id": first_chunk.get("id"), "object": "chat.completion.chunk", "created": first_chunk.get("created"),
+                "id": first.get("id"), "object": "chat.completion.chunk", "created": first.get("created"),
                 "model": caller_model, "choices": [], "usage": usage.as_openai(),
             }, cost_of(usage, meter.route))
         status = "completed"
@@ -71,9 +164,16 @@ def relay(first_chunk: dict, chunks, meter: Meter, request_id: str):
         # Closing the upstream iterator drops the upstream connection at once, so a caller
         # that went away stops the generation it was paying for.
         chunks.close()
+        if usage is None or meter.completion_text is not None:
+            unread.count()  # the estimate of a cut stream, or the content log, needs the text
         if status != "completed" and usage is None:
             usage = meter.estimated_usage("partial")
         meter.finish(status, usage, http_status=200, error_code=error.code if error else None)
+
+
+def _first_fields(first_chunk) -> dict:
+    fields = first_chunk if isinstance(first_chunk, dict) else _loads_or_none(first_chunk.data)
+    return fields if isinstance(fields, dict) else {}
 
 
 def sse_response(stream) -> StreamingHttpResponse:

@@ -1,49 +1,53 @@
-"""HTTP to upstream providers: one pooled session per process, and the translation of
-everything that can go wrong on the wire into the gateway's own errors."""
+"""HTTP to upstream providers: one connection pool per upstream host and process, and the
+translation of everything that can go wrong on the wire into the gateway's own errors.
 
-import json
+urllib3 directly, not requests: the request path needs none of requests' sessions,
+cookies, environment proxies or redirects, and skipping them costs less per call. It is
+plain blocking socket code, so it runs the same under threads and gevent's patched sockets.
+"""
+
+import itertools
 import logging
 import os
 import re
 from collections.abc import Iterator
-from http.cookiejar import DefaultCookiePolicy
+from http.client import HTTPException
 
-import requests
+import certifi
 import urllib3
 from django.conf import settings
-from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
+from .encoding import loads
 from .errors import GatewayError, UpstreamError, UpstreamTimeout
 from .upstream_keys import decrypt
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
+END_OF_BODY_WAIT_SECONDS = 0.1
 _KEY_LIKE = re.compile(r"\b(sk|key|pk|rk)[-_][A-Za-z0-9*_\-.]{6,}")
 
-
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    # One session serves every tenant: a cookie set by an upstream must never ride along
-    # on another tenant's request.
-    session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-    session.trust_env = False  # no proxy or netrc surprises from the process environment
-    adapter = HTTPAdapter(
-        pool_connections=16, pool_maxsize=settings.GATEWAY_UPSTREAM_POOL_SIZE, max_retries=0, pool_block=False
-    )
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+_pools = None
 
 
-_session = None
+def pools() -> urllib3.PoolManager:
+    """The process's connection pools, one per upstream origin.
 
-
-def session() -> requests.Session:
-    global _session
-    if _session is None:
-        _session = _new_session()
-    return _session
+    Shared by every tenant, which is safe because urllib3 keeps no cookies; it reads no
+    proxy settings from the environment either. Created on first use, after gevent (if
+    any) has patched the socket module.
+    """
+    global _pools
+    if _pools is None:
+        _pools = urllib3.PoolManager(
+            num_pools=32,  # upstream origins kept open at once; more are opened again as needed
+            maxsize=settings.GATEWAY_UPSTREAM_POOL_SIZE,
+            block=False,  # a burst beyond maxsize opens extra connections instead of waiting
+            retries=False,  # retries and failover are resilience.py's decision, never the pool's
+            ca_certs=certifi.where(),  # the CA bundle requests used, whatever the system has
+        )
+    return _pools
 
 
 def api_key_for(route) -> str | None:
@@ -76,30 +80,45 @@ def scrub(text: str) -> str:
     return _KEY_LIKE.sub("[redacted]", text)
 
 
-def post(url: str, body: dict, headers: dict, read_timeout: float, stream: bool) -> requests.Response:
-    timeout = (settings.GATEWAY_CONNECT_TIMEOUT_SECONDS, read_timeout)
+def post(url: str, body: bytes, headers: dict, read_timeout: float, stream: bool) -> urllib3.BaseHTTPResponse:
+    """POST `body` (JSON, already serialised); a streamed answer's body is left on the wire
+    undecoded, any other is read in full. Redirects are answered, not followed."""
+    timeout = urllib3.Timeout(connect=settings.GATEWAY_CONNECT_TIMEOUT_SECONDS, read=read_timeout)
     try:
-        return session().post(url, data=json.dumps(body), headers=headers, timeout=timeout, stream=stream)
-    except requests.exceptions.ConnectTimeout:
+        return pools().request("POST", url, body=body, headers=headers, timeout=timeout, retries=False,
+                               redirect=False, preload_content=not stream, decode_content=not stream)
+    except NewConnectionError as e:  # refused, unreachable, unknown host: not a timeout
+        log.warning("upstream request to %s failed: %s", url, type(e).__name__)
+        raise UpstreamError("Could not reach the upstream provider.")
+    except ConnectTimeoutError:
         raise UpstreamError("Could not connect to the upstream provider in time.")
-    except requests.exceptions.Timeout:
+    except (ReadTimeoutError, TimeoutError):
         raise UpstreamTimeout(f"The upstream provider did not answer within {read_timeout:g} seconds.")
-    except requests.exceptions.RequestException as e:
+    except (urllib3.exceptions.HTTPError, HTTPException, OSError, ValueError) as e:
         log.warning("upstream request to %s failed: %s", url, type(e).__name__)
         raise UpstreamError("Could not reach the upstream provider.")
 
 
-def error_from_response(resp: requests.Response, provider: str, streamed: bool) -> GatewayError:
+def json_body(resp: urllib3.BaseHTTPResponse, provider: str):
+    """A non-streamed answer's JSON, parsed from its bytes once."""
+    try:
+        return loads(resp.data)
+    except ValueError:  # includes a body that is not UTF-8
+        raise UpstreamError(f"The upstream provider '{provider}' sent an answer that is not JSON.")
+
+
+def error_from_response(resp: urllib3.BaseHTTPResponse, provider: str, streamed: bool) -> GatewayError:
     """An upstream's non-200 answer, restated for our caller."""
-    status = resp.status_code
+    status = resp.status
     try:
         # A streamed response's body is still on the wire: read only as much as an error needs.
-        raw = resp.raw.read(MAX_ERROR_BODY_BYTES, decode_content=True) if streamed else resp.content
-        payload = json.loads(raw) if raw else {}
-    except (ValueError, urllib3.exceptions.HTTPError, OSError):
+        raw = resp.read(MAX_ERROR_BODY_BYTES, decode_content=True) if streamed else resp.data
+        payload = loads(raw) if raw else {}
+    except (ValueError, urllib3.exceptions.HTTPError, HTTPException, OSError):
         payload = {}
     finally:
-        resp.close()
+        if streamed:
+            resp.close()
     error = payload.get("error") if isinstance(payload, dict) else None
     error = error if isinstance(error, dict) else {}
     message = scrub(str(error.get("message") or f"HTTP {status}"))
@@ -124,28 +143,61 @@ def error_from_response(resp: requests.Response, provider: str, streamed: bool) 
     return UpstreamError(f"The upstream provider '{provider}' failed (HTTP {status}).")
 
 
-def iter_sse_data(resp: requests.Response, read_timeout: float) -> Iterator[bytes]:
-    """The data payloads of a server-sent event stream, each as soon as it arrives."""
+def iter_sse_data(resp: urllib3.BaseHTTPResponse, read_timeout: float, last: bytes | None = None) -> Iterator[bytes]:
+    """The data payloads of a server-sent event stream, each as soon as it arrives.
+
+    `last` is the payload that ends the stream ([DONE] in OpenAI's protocol): the stream
+    ends after it. A stream read to the end of its body hands its connection back to the
+    pool; one left early (the caller went away, an error) closes it.
+    """
     buffer = b""
-    raw = resp.raw
+    # Each block as soon as it arrives, never waiting for a buffer to fill: a chunked body
+    # (the usual SSE answer) chunk by chunk, which costs less than read1 on it; any other
+    # with read1, which returns whatever has arrived.
+    blocks = resp.read_chunked(decode_content=False) if resp.chunked else iter(lambda: resp.read1(65536), b"")
     try:
-        while True:
-            # read1 returns whatever has arrived instead of waiting for a full buffer, so
-            # each event is relayed the moment the upstream sends it.
-            block = raw.read1(65536)
-            if not block:
-                break
-            buffer += block.replace(b"\r\n", b"\n") if b"\r" in block else block
-            while b"\n\n" in buffer:
-                event, buffer = buffer.split(b"\n\n", 1)
-                data = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
-                if data:
-                    yield b"\n".join(data)
-    except urllib3.exceptions.ReadTimeoutError:
+        for block in blocks:
+            buffer = buffer + block if buffer else block
+            if b"\r" in buffer:
+                buffer = buffer.replace(b"\r\n", b"\n")
+            start = 0
+            end = buffer.find(b"\n\n")
+            while end != -1:
+                event = buffer[start:end]
+                start = end + 2
+                end = buffer.find(b"\n\n", start)
+                if event.startswith(b"data:") and b"\n" not in event:
+                    data = event[5:].lstrip(b" ")  # the usual event: one data line
+                else:
+                    lines = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
+                    if not lines:
+                        continue
+                    data = b"\n".join(lines)
+                yield data
+                if data == last:
+                    _read_to_end(resp, blocks)
+                    return
+            buffer = buffer[start:]
+    except ReadTimeoutError:
         raise UpstreamTimeout(f"The upstream provider sent nothing for {read_timeout:g} seconds.")
-    except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError):
+    except (urllib3.exceptions.HTTPError, HTTPException, OSError):
         raise UpstreamError("The upstream provider's stream broke off.")
     finally:
         resp.close()
     if buffer.strip():
         raise UpstreamError("The upstream provider's stream ended in the middle of an event.")
+
+
+def _read_to_end(resp: urllib3.BaseHTTPResponse, blocks) -> None:
+    """After a stream's last event, read the end of its body if it comes at once: the
+    connection then goes back to the pool (saving a TCP and TLS handshake on the next
+    stream) instead of being closed. Waits END_OF_BODY_WAIT_SECONDS at most."""
+    sock = getattr(resp.connection, "sock", None) if resp.chunked else None
+    if sock is None:
+        return
+    try:
+        sock.settimeout(END_OF_BODY_WAIT_SECONDS)  # the pool sets its own timeout again on reuse
+        for _ in itertools.islice(blocks, 4):
+            pass  # nothing should follow the last event; a body that goes on is closed
+    except (urllib3.exceptions.HTTPError, HTTPException, OSError):
+        pass  # iter_sse_data closes the connection

@@ -8,6 +8,7 @@ import pytest
 
 from console.models import Organization
 from gateway.keys import mint_api_key
+from tests.live_threads import wait_until_idle
 from tests.test_observability import metrics_on, request_lines, scrape, value  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,6 +30,7 @@ def test_an_operator_can_log_an_organizations_text(gateway_url, catalog, org, ca
     caplog.set_level(logging.INFO, logger="mixgateway.requests")
     sdk.chat.completions.create(model="mock:ok", messages=PROMPT)
     list(sdk.chat.completions.create(model="mock:ok", messages=PROMPT, stream=True))
+    wait_until_idle()  # a stream is settled and logged after its last event
     plain, streamed = request_lines(caplog)[-2:]
     for line in (plain, streamed):
         assert line["prompt"] == PROMPT and line["completion"] == "Hello from upstream"

@@ -1,8 +1,7 @@
 """Anthropic's Messages API behind the OpenAI chat format."""
 
-import json
-
 from .. import upstream
+from ..encoding import dumps, loads
 from ..errors import GatewayError, UpstreamError
 from .anthropic_format import StreamTranslator, from_anthropic, to_anthropic
 from .base import Completion, ProviderAdapter
@@ -36,18 +35,14 @@ def _error(resp, route, streamed: bool) -> GatewayError:
 
 class AnthropicAdapter(ProviderAdapter):
     def _post(self, route, chat):
-        resp = upstream.post(f"{route.base_url}/messages", to_anthropic(route, chat), _headers(route, chat.stream),
-                             upstream.read_timeout(route), stream=chat.stream)
-        if resp.status_code != 200:
+        resp = upstream.post(f"{route.base_url}/messages", dumps(to_anthropic(route, chat)),
+                             _headers(route, chat.stream), upstream.read_timeout(route), stream=chat.stream)
+        if resp.status != 200:
             raise _error(resp, route, streamed=chat.stream)
         return resp
 
     def complete(self, route, chat) -> Completion:
-        resp = self._post(route, chat)
-        try:
-            answer = resp.json()
-        except ValueError:
-            raise UpstreamError(f"The upstream provider '{route.provider}' sent an answer that is not JSON.")
+        answer = upstream.json_body(self._post(route, chat), route.provider)
         if not isinstance(answer, dict) or not isinstance(answer.get("content"), list):
             raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed answer.")
         body, usage = from_anthropic(answer)
@@ -60,7 +55,7 @@ class AnthropicAdapter(ProviderAdapter):
         translator = StreamTranslator()
         for data in upstream.iter_sse_data(resp, upstream.read_timeout(route)):
             try:
-                event = json.loads(data)
+                event = loads(data)
             except ValueError:
                 raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed stream event.")
             if not isinstance(event, dict):

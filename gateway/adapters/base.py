@@ -1,16 +1,19 @@
 """The seam between the request path and an upstream protocol.
 
 An adapter turns a checked ChatRequest into one upstream call and hands back OpenAI
-shapes: a chat.completion body, or chat.completion.chunk dicts. The request path never
-sees a protocol's own format, so adding a protocol is adding one module here.
+shapes: a chat.completion body, or chat.completion.chunks (dicts, or RawChunk bytes when
+the upstream already speaks OpenAI's format). The request path never sees a protocol's own
+format, so adding a protocol is adding one module here.
 """
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..catalog import Route
 from ..errors import InvalidRequest
 from ..chat_request import ChatRequest
+from ..encoding import loads
 
 
 @dataclass
@@ -74,11 +77,64 @@ class ProviderAdapter:
         raise InvalidRequest(f"The model '{route.public_id}' does not make embeddings.",
                              code="model_not_supported", param="model")
 
-    def stream(self, route: Route, chat: ChatRequest) -> Iterator[dict]:
-        """Open the upstream stream and yield chat.completion.chunk dicts.
+    def stream(self, route: Route, chat: ChatRequest) -> Iterator["dict | RawChunk"]:
+        """Open the upstream stream and yield chat.completion.chunks: dicts, or RawChunks
+        for chunks already in OpenAI's format (a chunk carrying usage must be a dict: the
+        relay adds its cost).
 
         Must raise GatewayError for failures before the first chunk (the caller then gets
         a plain error response) and during the stream (the caller gets an error event).
         Closing the iterator must release the upstream connection at once.
         """
         raise NotImplementedError
+
+
+# The top-level "model" member, found only in the part of a chunk before "choices", where
+# an upstream writes its metadata (id, object, created, model, system_fingerprint).
+_MODEL_MEMBER = re.compile(rb'"model"\s*:\s*("[^"\\]*")\s*,')
+_CHOICES_KEY = re.compile(rb'"choices"\s*:')
+
+
+class RawChunk:
+    """A chat.completion.chunk as an OpenAI-protocol upstream sent it: its JSON bytes.
+
+    Relayed as they are, but for the top-level "model" (see model_span), and parsed only
+    when something needs its content; most chunks of a stream never become a dict. So a
+    chunk of the usual shape is not checked to be valid JSON: an upstream that breaks one
+    mid-stream has it reach the caller as it sent it.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def parsed(self) -> dict:
+        """The chunk as a dict; ValueError when it is not a JSON object."""
+        chunk = loads(self.data)
+        if not isinstance(chunk, dict):
+            raise ValueError("a stream event that is not a JSON object")
+        return chunk
+
+    def model_span(self) -> tuple[int, int] | None:
+        """Where the top-level "model" value (a JSON string, quotes included) lies in the
+        chunk's bytes, or None when the chunk is not shaped as upstreams write it and must
+        be parsed instead.
+
+        The usual shape is {"id":..., "object":..., "created":..., "model":"...",
+        "choices":[...], ...}. Its leading part is trusted only if it holds nothing but
+        flat top-level members: no backslash (so every quote delimits a string), one brace
+        (the object's own) and no bracket. Then "choices" there is a top-level key, and a
+        "model" key before it is the top-level one; text inside "choices" (which may well
+        say "model") is never looked at.
+        """
+        data = self.data
+        end = data.find(b'"choices"')
+        if end <= 0 or data[0] != 0x7B:  # "{"
+            return None
+        head = data[:end]
+        if (b"\\" in head or head.count(b"{") != 1 or b"}" in head or b"[" in head
+                or head.count(b'"') % 2 or head.count(b'"model"') != 1 or not _CHOICES_KEY.match(data, end)):
+            return None
+        member = _MODEL_MEMBER.search(head)
+        return member.span(1) if member else None

@@ -1,10 +1,18 @@
 """OpenAI's chat protocol: DeepSeek, OpenAI, Groq, Together, vLLM, Ollama and the rest."""
 
-import json
+import re
 
 from .. import upstream
+from ..encoding import dumps
 from ..errors import UpstreamError
-from .base import Completion, ProviderAdapter, usage_from_openai
+from .base import Completion, ProviderAdapter, RawChunk, usage_from_openai
+
+# The members that make a stream chunk worth parsing. Searched in its bytes: a match inside
+# a JSON string is impossible (its quotes would be escaped) or harmless (the chunk is then
+# parsed for nothing).
+_USAGE = re.compile(rb'"usage"\s*:\s*(?!null)')
+_ERROR = re.compile(rb'"error"\s*:')
+_FINISH_REASON = re.compile(rb'"finish_reason"\s*:\s*"')
 
 
 def _headers(route, stream: bool) -> dict:
@@ -28,14 +36,11 @@ def _upstream_body(route, chat) -> dict:
 
 def _post_for_json(route, path: str, body: dict, list_field: str) -> dict:
     """A non-streamed call whose answer must be a JSON object with a list in `list_field`."""
-    resp = upstream.post(f"{route.base_url}/{path}", body, _headers(route, stream=False),
+    resp = upstream.post(f"{route.base_url}/{path}", dumps(body), _headers(route, stream=False),
                          upstream.read_timeout(route), stream=False)
-    if resp.status_code != 200:
+    if resp.status != 200:
         raise upstream.error_from_response(resp, route.provider, streamed=False)
-    try:
-        answer = resp.json()
-    except ValueError:
-        raise UpstreamError(f"The upstream provider '{route.provider}' sent an answer that is not JSON.")
+    answer = upstream.json_body(resp, route.provider)
     if not isinstance(answer, dict) or not isinstance(answer.get(list_field), list):
         raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed answer.")
     return answer
@@ -54,22 +59,29 @@ class OpenAIAdapter(ProviderAdapter):
     def stream(self, route, chat):
         headers = _headers(route, stream=True)
         timeout = upstream.read_timeout(route)
-        resp = upstream.post(f"{route.base_url}/chat/completions", _upstream_body(route, chat), headers,
-                             timeout, stream=True)
-        if resp.status_code != 200:
+        resp = upstream.post(f"{route.base_url}/chat/completions", dumps(_upstream_body(route, chat)),
+                             headers, timeout, stream=True)
+        if resp.status != 200:
             raise upstream.error_from_response(resp, route.provider, streamed=True)
         return self._chunks(resp, route, timeout)
 
     def _chunks(self, resp, route, timeout):
-        finished = False
-        for data in upstream.iter_sse_data(resp, timeout):
+        """The upstream's chunks as RawChunks, relayed without parsing, but for the first and
+        those that say something the gateway must act on: usage (billed, so yielded as a
+        dict), an error, and the finish that makes a stream without [DONE] complete."""
+        finished, first, done = False, True, False
+        for data in upstream.iter_sse_data(resp, timeout, last=b"[DONE]"):
             if data == b"[DONE]":
-                return
+                done = True
+                continue  # the end: iter_sse_data reads the rest of the body and stops
+            if not (first or (b'"usage"' in data and _USAGE.search(data))
+                    or (b'"error"' in data and _ERROR.search(data)) or (not finished and _FINISH_REASON.search(data))):
+                yield RawChunk(data)
+                continue
+            first = False  # the first is always checked: until it is relayed, a bad upstream can be failed over
             try:
-                chunk = json.loads(data)
+                chunk = RawChunk(data).parsed()
             except ValueError:
-                raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed stream event.")
-            if not isinstance(chunk, dict):
                 raise UpstreamError(f"The upstream provider '{route.provider}' sent a malformed stream event.")
             if "error" in chunk:
                 error = chunk["error"] if isinstance(chunk["error"], dict) else {}
@@ -78,7 +90,7 @@ class OpenAIAdapter(ProviderAdapter):
             finished = finished or any(
                 isinstance(c, dict) and c.get("finish_reason") for c in chunk.get("choices") or ()
             )
-            yield chunk
-        if finished:
+            yield chunk if chunk.get("usage") is not None else RawChunk(data)
+        if done or finished:
             return  # a server that omits [DONE] after finishing has still answered in full
         raise UpstreamError(f"The upstream provider '{route.provider}' ended the stream without finishing it.")
