@@ -15,5 +15,12 @@ def get_redis():
             if _client is None:
                 import redis
 
-                _client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, health_check_interval=30)
+                # A blocking pool: under gevent a burst of greenlets (a thousand streams
+                # opening at once) waits a moment for a connection instead of failing with
+                # "Too many connections", and Redis never sees more than the pool's size.
+                pool = redis.BlockingConnectionPool.from_url(
+                    settings.REDIS_URL, max_connections=settings.REDIS_MAX_CONNECTIONS,
+                    timeout=settings.REDIS_POOL_TIMEOUT_SECONDS, decode_responses=True, health_check_interval=30,
+                )
+                _client = redis.Redis(connection_pool=pool)
     return _client

@@ -172,12 +172,18 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# Connections per process and pool (one for billing and limits, one for the cache); a
+# request that finds them all busy waits up to REDIS_POOL_TIMEOUT_SECONDS for one.
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=64)
+REDIS_POOL_TIMEOUT_SECONDS = env.float("REDIS_POOL_TIMEOUT_SECONDS", default=5.0)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="mgcache"),
+            "OPTIONS": {"pool_class": "redis.BlockingConnectionPool", "max_connections": REDIS_MAX_CONNECTIONS,
+                        "timeout": REDIS_POOL_TIMEOUT_SECONDS},
         }
     }
 else:
@@ -285,7 +291,10 @@ GATEWAY_MAX_JSON_DEPTH = env.int("GATEWAY_MAX_JSON_DEPTH", default=64)
 GATEWAY_MAX_MESSAGES = env.int("GATEWAY_MAX_MESSAGES", default=2048)
 GATEWAY_CONNECT_TIMEOUT_SECONDS = env.float("GATEWAY_CONNECT_TIMEOUT_SECONDS", default=10.0)
 GATEWAY_DEFAULT_TIMEOUT_SECONDS = env.float("GATEWAY_DEFAULT_TIMEOUT_SECONDS", default=60.0)
-GATEWAY_UPSTREAM_POOL_SIZE = env.int("GATEWAY_UPSTREAM_POOL_SIZE", default=64)
+# Idle keep-alive connections kept per upstream origin and process. A gevent worker can
+# have hundreds of streams open to one provider; connections beyond the pool are opened
+# as needed and closed after use.
+GATEWAY_UPSTREAM_POOL_SIZE = env.int("GATEWAY_UPSTREAM_POOL_SIZE", default=256)
 GATEWAY_CACHE_SECONDS = env.int("GATEWAY_CACHE_SECONDS", default=5)
 # How long a process trusts its own memory of a key: the bound on how late another
 # process sees a revocation.
@@ -327,6 +336,9 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         # One line per gateway request (ids, counts, cost, timings; never text), whatever LOG_LEVEL says.
         "mixgateway.requests": {"level": "INFO"},
+        # "Connection pool is full, discarding connection": expected when more streams are
+        # open to one provider than the pool keeps idle (GATEWAY_UPSTREAM_POOL_SIZE).
+        "urllib3.connectionpool": {"level": "ERROR"},
     },
 }
 

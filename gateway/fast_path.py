@@ -14,6 +14,7 @@ import logging
 import uuid
 
 from django.core.exceptions import DisallowedHost
+from django.db import close_old_connections
 from django.http import HttpResponse
 
 from .auth import key_from_authorization
@@ -38,6 +39,10 @@ def serve_hot(request, serve) -> HttpResponse:
         check_authorization_size(request)
         key = key_from_authorization(request.META.get("HTTP_AUTHORIZATION", ""))
         response = serve(request, key)
+        # A cold key or account was read from the database: give the connection back to
+        # the pool now, not when a stream ends minutes later (a no-op on a warm request,
+        # and with persistent connections outside gevent).
+        close_old_connections()
     except DisallowedHost:
         response = _error_response(GatewayError("Invalid Host header.", code="invalid_host"), request_id)
     except Exception as exc:  # noqa: BLE001 - every failure becomes the envelope, as DRF's handler does

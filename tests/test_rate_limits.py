@@ -16,6 +16,7 @@ from django.db import connection
 
 from gateway.keys import mint_api_key
 from gateway.models import ApiKey
+from tests.procfile_server import procfile_web
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,39 +67,13 @@ def test_limits_are_per_key(gateway_url, catalog, org):
     other.chat.completions.create(model="demo:echo", messages=HELLO)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not settings.REDIS_URL or connection.vendor != "postgresql",
                     reason="needs PostgreSQL and Redis shared by two gunicorn workers")
 def test_a_60_rpm_key_passes_exactly_60_of_1000_requests_across_two_workers(catalog, org):
     secret = limited_key(org, rpm_limit=60)
-    db = connection.settings_dict
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
-           f"{db['PORT'] or 5432}/{db['NAME']}", "REDIS_URL": settings.REDIS_URL,
-           "BILLING_REDIS_PREFIX": settings.BILLING_REDIS_PREFIX, "SECRET_KEY": settings.SECRET_KEY,
-           "ALLOWED_HOSTS": "127.0.0.1,localhost", "CONN_MAX_AGE": "0"}
-    # The Procfile's own web command: the worker model production runs.
-    web = next(line.split(": ", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines()
-               if line.startswith("web: "))
-    web = web.replace("gunicorn ", f"{sys.executable} -m gunicorn ", 1)
-    server = subprocess.Popen(["bash", "-c", "exec " + web], cwd=ROOT,
-                              env={**env, "PORT": str(port), "WEB_CONCURRENCY": "2"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/v1/models", timeout=10)
-                break
-            except requests.RequestException:
-                time.sleep(0.2)
+    with procfile_web(workers=2) as base:
+        url = f"{base}/v1/chat/completions"
 
         def call(_):
             # A new connection each time, so the requests spread over both workers.
@@ -107,9 +82,6 @@ def test_a_60_rpm_key_passes_exactly_60_of_1000_requests_across_two_workers(cata
 
         with ThreadPoolExecutor(max_workers=16) as pool:
             statuses = list(pool.map(call, range(1000)))
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
     assert statuses.count(200) == 60
     assert statuses.count(429) == 940
 

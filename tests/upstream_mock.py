@@ -78,6 +78,7 @@ class _Disconnect(Exception):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # hundreds of gateway connections may arrive at once
     mock: MockUpstream
 
 

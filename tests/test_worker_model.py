@@ -1,0 +1,71 @@
+"""The production worker model holds many open streams at once: the Procfile's web
+process (gevent greenlets, one per stream) serves more concurrent streams than any
+per-process pool has connections, and bills every one of them exactly once."""
+
+import asyncio
+import json
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from billing.models import UsageRecord
+from billing.reconcile import reconcile
+from gateway.catalog_loader import load_catalog
+from gateway.keys import mint_api_key
+from tests.conftest import catalog_yaml
+from tests.procfile_server import procfile_web
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.skipif(not settings.REDIS_URL or connection.vendor != "postgresql",
+                       reason="the Procfile's web process needs PostgreSQL and Redis"),
+]
+
+STREAMS = 300
+# Pools far smaller than the streams: a burst must wait for a connection, not fail, and a
+# stream must not hold a database connection while it relays.
+SMALL_POOLS = {"REDIS_MAX_CONNECTIONS": "4", "DATABASE_POOL_SIZE": "2", "GATEWAY_UPSTREAM_POOL_SIZE": "8"}
+BODY = json.dumps({"model": "mock:slow-stream", "stream": True, "max_tokens": 8,
+                   "messages": [{"role": "user", "content": "Say hello"}]}).encode()
+
+
+async def open_streams(port: int, secret: str, count: int):
+    """Open `count` streams at once; report how many started (200 and a first chunk)
+    while all of them were still open, then read each to its end."""
+    request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+               f"Authorization: Bearer {secret}\r\nContent-Length: {len(BODY)}\r\nConnection: close\r\n\r\n"
+               ).encode() + BODY
+    started = asyncio.Event()
+    heads: list[bytes] = []
+
+    async def one():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head[9:12])
+        if len(heads) == count:
+            started.set()
+        rest = await reader.read()  # Connection: close, so the end of the body is EOF
+        writer.close()
+        return rest
+
+    tasks = [asyncio.create_task(one()) for _ in range(count)]
+    # The mock holds each stream open for 3 s after its first chunk, so every head must
+    # arrive while the others are still open.
+    await asyncio.wait_for(started.wait(), timeout=30)
+    bodies = await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
+    return heads, bodies
+
+
+def test_the_procfile_web_process_holds_hundreds_of_streams_and_bills_each_once(catalog, org):
+    load_catalog(catalog_yaml(catalog.base_url, timeout=10))  # the mock's stream pauses 3 s
+    _, secret = mint_api_key(org)
+    with procfile_web(workers=1, **SMALL_POOLS) as base:
+        port = int(base.rsplit(":", 1)[1])
+        heads, bodies = asyncio.run(open_streams(port, secret, STREAMS))
+    assert heads.count(b"200") == STREAMS
+    assert all(b"data: [DONE]" in body and b'"usage"' in body for body in bodies)
+    reconcile()
+    assert UsageRecord.objects.filter(organization=org, status="completed").count() == STREAMS
