@@ -10,7 +10,6 @@ therefore keep working on what the scripts write. The embedded default (no Redis
 the pieces in turn and undoes what it took when a later one refuses.
 """
 
-import json
 import time
 from decimal import Decimal
 
@@ -21,6 +20,7 @@ from billing.key_budgets import budgets, state_ttl_seconds
 from billing.money import from_units, to_units
 from billing.reservations import AccountNotLoaded, RedisStore, Snapshot, get_store
 
+from . import encoding
 from .limits import WINDOW_SECONDS, LimitState, limiter, window_keys
 
 # Clears the request's hold in a hash of billing.key_budgets or billing.reservations.
@@ -200,7 +200,7 @@ class RedisAdmission:
         balance, pending = self._settle(
             keys=[self.store.account_key(org_id), self.store.holds, self.store.stream, budgets().key(key.key_id),
                   tokens_key],
-            args=[request_id, to_units(cost), json.dumps(event), self.store.hold_member(org_id, request_id),
+            args=[request_id, to_units(cost), encoding.dumps(event), self.store.hold_member(org_id, request_id),
                   1 if key.spend_limit is not None else 0, tokens if key.tpm_limit else 0,
                   WINDOW_SECONDS * 1000],
         )

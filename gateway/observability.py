@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
 from django.conf import settings
 from django.db import connections
 from django.http import Http404, HttpResponse, JsonResponse
@@ -284,4 +285,7 @@ class JsonFormatter(logging.Formatter):
             line["message"] = record.getMessage()
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        try:
+            return orjson.dumps(line, default=str).decode()
+        except TypeError:  # a lone surrogate in logged content, an integer past 64 bits
+            return json.dumps(line, default=str)

@@ -118,6 +118,10 @@ def reset_cooldowns() -> None:
 
 def _weighted_order(route: Route) -> list[Route]:
     """The model's deployments in a weighted random order, cooled-down ones last."""
+    if len(route.deployments) == 1:
+        only = route.deployments[0]
+        if (only.base_url, only.api_key_env) == (route.base_url, route.api_key_env):
+            return [route]  # the common case: nothing to order, nothing to copy
     pool = list(route.deployments)
     ordered = []
     while pool:
