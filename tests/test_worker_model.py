@@ -4,6 +4,7 @@ per-process pool has connections, and bills every one of them exactly once."""
 
 import asyncio
 import json
+import time
 
 import pytest
 from django.conf import settings
@@ -69,3 +70,30 @@ def test_the_procfile_web_process_holds_hundreds_of_streams_and_bills_each_once(
     assert all(b"data: [DONE]" in body and b'"usage"' in body for body in bodies)
     reconcile()
     assert UsageRecord.objects.filter(organization=org, status="completed").count() == STREAMS
+
+
+def test_a_caller_who_hangs_up_mid_stream_is_billed_for_what_it_received(catalog, org):
+    load_catalog(catalog_yaml(catalog.base_url, timeout=10))
+    _, secret = mint_api_key(org)
+
+    async def hang_up_after_first_chunk(port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write((f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer "
+                      f"{secret}\r\nContent-Type: application/json\r\nContent-Length: {len(BODY)}\r\n\r\n").encode()
+                     + BODY)
+        head = await reader.readuntil(b"\r\n\r\n")
+        await reader.readuntil(b"\n\n")  # the first event
+        writer.transport.abort()  # gone, without a word
+        return head
+
+    with procfile_web(workers=1) as base:
+        head = asyncio.run(hang_up_after_first_chunk(int(base.rsplit(":", 1)[1])))
+        # The gateway finds out when it next writes, after the mock's 3 s pause.
+        deadline = time.monotonic() + 20
+        while not UsageRecord.objects.filter(organization=org).exists() and time.monotonic() < deadline:
+            reconcile()
+            time.sleep(0.25)
+    assert head.startswith(b"HTTP/1.1 200")
+    record = UsageRecord.objects.get(organization=org)
+    assert (record.status, record.basis) == ("client_gone", "partial")
+    assert record.prompt_tokens > 0 and record.cost > 0
