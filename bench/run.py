@@ -317,6 +317,17 @@ def report(m: dict, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def gateway_problems(m: dict) -> list[str]:
+    """What went wrong through the gateway: any error, a scenario with no answer, a slow
+    stream that never started. A benchmark of a failing gateway measures nothing."""
+    problems = [f"{name}: {row[1].errors} errors, statuses {row[1].statuses}" for name, row in m["rows"].items()
+                if row[1].errors or not row[1].latencies]
+    count, held, _, _ = m["streams"]
+    if held < count:
+        problems.append(f"{count - held} of {count} slow streams got no first chunk")
+    return problems
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="per scenario and path")
@@ -336,10 +347,14 @@ def main():
         stack.stop()
     table = report(measured, seconds)
     print(table)
+    problems = gateway_problems(measured)
+    if problems:
+        sys.exit("The gateway did not serve the benchmark cleanly: " + "; ".join(problems))
     if not args.smoke:
         versions = subprocess.run([PY, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
         pick = [line for line in versions.splitlines() if line.lower().split("==")[0] in
-                ("django", "djangorestframework", "gunicorn", "celery", "redis", "psycopg", "requests", "urllib3")]
+                ("django", "djangorestframework", "gunicorn", "gevent", "celery", "redis", "hiredis", "psycopg",
+                 "urllib3", "orjson")]
         if stack.litellm:
             pick.append(f"litellm=={stack.litellm.version} (own virtualenv)")
         machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
