@@ -81,8 +81,9 @@ def load_account(store, organization_id: int) -> None:
         store.load(organization_id, account.ledger_head, to_units(account.balance), to_units(account.credit_limit))
 
 
-def reserve(organization_id: int, request_id: str, amount: Decimal) -> None:
-    """Hold `amount` of the organization's available balance, or raise InsufficientBalance."""
+def reserve(organization_id: int, request_id: str, amount: Decimal):
+    """Hold `amount` of the organization's available balance, or raise InsufficientBalance.
+    Returns the account's Snapshot from just before the hold."""
     store = get_store()
     if isinstance(store, LocalStore):
         # In the embedded default other processes (the credit command) write the ledger,
@@ -98,6 +99,7 @@ def reserve(organization_id: int, request_id: str, amount: Decimal) -> None:
         ok, snapshot = store.reserve(organization_id, request_id, units, settings.BILLING_RESERVATION_TTL_SECONDS)
     if not ok:
         raise InsufficientBalance(from_units(snapshot.available), amount)
+    return snapshot
 
 
 class KeySpendLimitReached(Exception):

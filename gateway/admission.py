@@ -11,6 +11,7 @@ the pieces in turn and undoes what it took when a later one refuses.
 """
 
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
@@ -119,17 +120,24 @@ return redis.call('HMGET', KEYS[1], 'balance', 'pending')
 """
 
 
+@dataclass(frozen=True)
+class Admitted:
+    window: LimitState | None  # None when the key has no rate limits
+    # The organization's balance once everything settled so far is booked, just before
+    # this request: with its cost, the balance a caller sees after this request.
+    booked_balance: Decimal
+
+
 class RateLimited(Exception):
     def __init__(self, window: LimitState):
         super().__init__("the key's rate window is full")
         self.window = window
 
 
-def admit(key, request_id: str, amount: Decimal) -> LimitState | None:
+def admit(key, request_id: str, amount: Decimal) -> Admitted:
     """Count the request in the key's rate window and hold `amount` of the key's spend
     limit and of the organization's balance: all of it, or nothing and an exception
-    (RateLimited, charging.KeySpendLimitReached, charging.InsufficientBalance). Returns the
-    window, or None when the key has no rate limits."""
+    (RateLimited, charging.KeySpendLimitReached, charging.InsufficientBalance)."""
     store = get_store()
     if isinstance(store, RedisStore):
         return _redis_admission(store).admit(key, request_id, amount)
@@ -157,7 +165,7 @@ class RedisAdmission:
         return [*window_keys(self.store.prefix, key.key_id), budgets().key(key.key_id),
                 self.store.account_key(key.organization_id), self.store.holds]
 
-    def admit(self, key, request_id: str, amount: Decimal) -> LimitState | None:
+    def admit(self, key, request_id: str, amount: Decimal) -> Admitted:
         units = to_units(amount)
         keys = self._admit_keys(key)
         member = self.store.hold_member(key.organization_id, request_id)
@@ -191,7 +199,8 @@ class RedisAdmission:
             outcome = "balance"
         if outcome == "balance":
             raise charging.InsufficientBalance(from_units(snapshot.available), amount)
-        return _window(True, *values[:3]) if key.rpm_limit or key.tpm_limit else None
+        window = _window(True, *values[:3]) if key.rpm_limit or key.tpm_limit else None
+        return Admitted(window, from_units(snapshot.balance - snapshot.pending))
 
     def settle(self, key, event_fields: dict, prices: charging.Prices, tokens: int):
         cost, event = charging.usage_event(event_fields, prices)
@@ -221,7 +230,7 @@ def _redis_admission(store: RedisStore) -> RedisAdmission:
     return _redis
 
 
-def _admit_locally(key, request_id: str, amount: Decimal) -> LimitState | None:
+def _admit_locally(key, request_id: str, amount: Decimal) -> Admitted:
     window, spend_held = None, False
     try:
         if key.rpm_limit or key.tpm_limit:
@@ -231,7 +240,7 @@ def _admit_locally(key, request_id: str, amount: Decimal) -> LimitState | None:
         if key.spend_limit is not None:
             charging.reserve_key_spend(key.key_id, request_id, amount, key.spend_limit)
             spend_held = True
-        charging.reserve(key.organization_id, request_id, amount)
+        snapshot = charging.reserve(key.organization_id, request_id, amount)
     except BaseException:
         # As with the Redis script, a refused request must leave no trace.
         if spend_held:
@@ -239,7 +248,7 @@ def _admit_locally(key, request_id: str, amount: Decimal) -> LimitState | None:
         if window is not None and window.allowed:
             limiter().give_back(key.key_id)
         raise
-    return window
+    return Admitted(window, from_units(snapshot.balance - snapshot.pending))
 
 
 def _settle_locally(key, event_fields: dict, prices: charging.Prices, tokens: int):

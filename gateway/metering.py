@@ -41,6 +41,7 @@ class Meter:
         self.completion_text: list[str] | None = [] if key.log_content else None
         self.cost: Decimal | None = None
         self.balance: Decimal | None = None
+        self.booked_balance: Decimal | None = None  # known at admission (see admission.Admitted)
         self._settled = False
 
     def admit(self, chain: list[Route]) -> dict:
@@ -49,7 +50,7 @@ class Meter:
         rate-limit headers for the answer."""
         amount = max(self._worst_case(route) for route in chain)
         try:
-            window = admission.admit(self.key, self.request_id, amount)
+            admitted = admission.admit(self.key, self.request_id, amount)
         except admission.RateLimited as e:
             self._settled = True  # nothing was held, nothing to settle
             raise rate_limit_error(self.key, e.window)
@@ -65,6 +66,8 @@ class Meter:
                 f"Your prepaid balance cannot cover this request: it may cost up to {e.needed} USD and "
                 f"{max(e.available, 0)} USD is available. Add credit, or lower max_tokens."
             )
+        self.booked_balance = admitted.booked_balance
+        window = admitted.window
         return headers_for(self.key.rpm_limit, self.key.tpm_limit, window) if window else {}
 
     def _worst_case(self, route: Route) -> Decimal:

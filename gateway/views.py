@@ -1,6 +1,8 @@
 """The /v1 API. The chat request path reads top to bottom here: authenticate, check the
 body, resolve the model, call the upstream, relay, meter."""
 
+import logging
+
 from django.conf import settings
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -17,10 +19,12 @@ from .embeddings import parse_embedding_request
 from .encoding import encode
 from .errors import GatewayError, UpstreamError
 from .keys import KeyIdentity
-from .metering import Meter
+from .metering import Meter, cost_of
 from .models import CatalogModel
 from .relay import relay, sse_response
 from .resilience import call_with_failover, candidates
+
+log = logging.getLogger(__name__)
 
 
 def json_response(payload: dict, status: int = 200, usage_cost=None) -> HttpResponse:
@@ -86,7 +90,9 @@ def _call_upstream(meter: Meter, chain, call):
 
 
 def _answer(meter: Meter, served, body: dict, usage: Usage, limit_headers: dict) -> HttpResponse:
-    """A non-streamed answer: settle, then the caller's model name, usage and cost."""
+    """A non-streamed answer with the caller's model name, usage and cost. It settles once
+    the server has sent it (a Redis round trip and the log line off the caller's clock),
+    as a stream settles after its last event."""
     meter.first_byte()
     if meter.completion_text is not None:
         for choice in body.get("choices") or ():
@@ -96,12 +102,21 @@ def _answer(meter: Meter, served, body: dict, usage: Usage, limit_headers: dict)
     if not isinstance(body.get("usage"), dict) or usage.basis != "provider":
         body["usage"] = usage.as_openai()
     body["model"] = meter.chat.model
-    meter.finish("completed", usage)
-    response = json_response(body, usage_cost=meter.cost)
-    response["x-mixgateway-cost-usd"] = usd(meter.cost)
-    if meter.balance is not None:
-        response["x-mixgateway-balance-usd"] = usd(meter.balance)
+    cost = cost_of(usage, meter.route)  # what settling will charge, to the picodollar
+    response = json_response(body, usage_cost=cost)
+    response["x-mixgateway-cost-usd"] = usd(cost)
+    if meter.booked_balance is not None:
+        response["x-mixgateway-balance-usd"] = usd(meter.booked_balance - cost)
+    response._resource_closers.append(lambda: _settle_answered(meter, usage))
     return _with_headers(response, served, limit_headers)
+
+
+def _settle_answered(meter: Meter, usage: Usage) -> None:
+    # Django swallows a closer's exception; a failed settlement must at least be seen.
+    try:
+        meter.finish("completed", usage)
+    except Exception:
+        log.exception("could not settle request %s after answering it", meter.request_id)
 
 
 def _open_stream(route, chat):

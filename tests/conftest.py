@@ -2,6 +2,7 @@
 organizations, keys, and the official openai SDK aimed at the live gateway."""
 
 import os
+import uuid
 from decimal import Decimal
 
 import openai
@@ -77,6 +78,20 @@ def _settle_live_server(request):
     yield
     if "live_server" in request.fixturenames:
         wait_until_idle()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_of_this_run():
+    # The shared Redis cache outlives a run: allauth's rate limits (one confirmation mail
+    # per address every few minutes) would otherwise refuse a run started right after
+    # another. Threads made later build their cache from settings; this one has its own.
+    from django.conf import settings
+    from django.core.cache import caches
+
+    if settings.REDIS_URL:
+        prefix = f"mgtest-{uuid.uuid4().hex[:12]}"
+        settings.CACHES["default"]["KEY_PREFIX"] = prefix
+        caches["default"].key_prefix = prefix
 
 
 @pytest.fixture(autouse=True)

@@ -61,7 +61,7 @@ def test_a_request_refused_for_its_balance_leaves_no_trace(org):
         admission.admit(key, request_id(), Decimal("120"))  # the key allows it, the 100 USD do not
     assert refused.value.available == Decimal("100") and refused.value.needed == Decimal("120")
     # Neither the minute's one request nor 120 USD of the key's 150 were taken.
-    window = admission.admit(key, request_id(), Decimal("60"))
+    window = admission.admit(key, request_id(), Decimal("60")).window
     assert window.allowed and window.requests == 1
     assert held(org) == Decimal("60")
 
@@ -72,7 +72,7 @@ def test_a_request_refused_for_the_keys_spend_limit_leaves_no_trace(org):
     with pytest.raises(charging.KeySpendLimitReached):
         admission.admit(key, request_id(), Decimal("60"))
     assert held(org) == 0
-    assert admission.admit(key, request_id(), Decimal("40")).requests == 1
+    assert admission.admit(key, request_id(), Decimal("40")).window.requests == 1
     assert held(org) == Decimal("40")
 
 
@@ -89,7 +89,7 @@ def test_rate_limits_are_checked_first(org):
 
 @pytest.mark.django_db
 def test_a_key_without_limits_gets_no_window(org):
-    assert admission.admit(key_of(org), request_id(), Decimal("1")) is None
+    assert admission.admit(key_of(org), request_id(), Decimal("1")).window is None
     assert held(org) == Decimal("1")
 
 
