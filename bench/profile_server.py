@@ -61,6 +61,7 @@ def main():
     time.sleep(0.5)
     for path in glob.glob(os.path.join(out, "worker-*.prof")):
         pstats.Stats(path).sort_stats(sort).print_stats(lines)
+        print(f"profile saved in {path}")
 
 
 if __name__ == "__main__":
