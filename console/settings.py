@@ -336,9 +336,6 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         # One line per gateway request (ids, counts, cost, timings; never text), whatever LOG_LEVEL says.
         "mixgateway.requests": {"level": "INFO"},
-        # "Connection pool is full, discarding connection": expected when more streams are
-        # open to one provider than the pool keeps idle (GATEWAY_UPSTREAM_POOL_SIZE).
-        "urllib3.connectionpool": {"level": "ERROR"},
     },
 }
 

@@ -1,23 +1,20 @@
-"""HTTP to upstream providers: one connection pool per upstream host and process, and the
-translation of everything that can go wrong on the wire into the gateway's own errors.
+"""HTTP to upstream providers: one connection pool per process (keep-alive per upstream
+origin), and the translation of everything that can go wrong on the wire into the
+gateway's own errors.
 
-urllib3 directly, not requests: the request path needs none of requests' sessions,
-cookies, environment proxies or redirects, and skipping them costs less per call. It is
-plain blocking socket code, so it runs the same under threads and gevent's patched sockets.
+The HTTP itself is http1.py's: a client made for this one exchange, because urllib3 over
+http.client cost ten times the CPU of the exchange. It is plain blocking socket code, so it
+runs the same under threads and gevent's patched sockets.
 """
 
-import itertools
 import logging
 import os
 import re
 from collections.abc import Iterator
-from http.client import HTTPException
 
-import certifi
-import urllib3
 from django.conf import settings
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 
+from . import http1
 from .encoding import loads
 from .errors import GatewayError, UpstreamError, UpstreamTimeout
 from .upstream_keys import decrypt
@@ -28,26 +25,17 @@ MAX_ERROR_BODY_BYTES = 64 * 1024
 END_OF_BODY_WAIT_SECONDS = 0.1
 _KEY_LIKE = re.compile(r"\b(sk|key|pk|rk)[-_][A-Za-z0-9*_\-.]{6,}")
 
-_pools = None
+_pool = None
 
 
-def pools() -> urllib3.PoolManager:
-    """The process's connection pools, one per upstream origin.
-
-    Shared by every tenant, which is safe because urllib3 keeps no cookies; it reads no
-    proxy settings from the environment either. Created on first use, after gevent (if
-    any) has patched the socket module.
-    """
-    global _pools
-    if _pools is None:
-        _pools = urllib3.PoolManager(
-            num_pools=32,  # upstream origins kept open at once; more are opened again as needed
-            maxsize=settings.GATEWAY_UPSTREAM_POOL_SIZE,
-            block=False,  # a burst beyond maxsize opens extra connections instead of waiting
-            retries=False,  # retries and failover are resilience.py's decision, never the pool's
-            ca_certs=certifi.where(),  # the CA bundle requests used, whatever the system has
-        )
-    return _pools
+def pool() -> http1.Pool:
+    """The process's kept-alive upstream connections. Shared by every tenant, which is safe
+    because http1 keeps no cookies and reads no proxy settings. Created on first use, after
+    gevent (if any) has patched the socket module."""
+    global _pool
+    if _pool is None:
+        _pool = http1.Pool(max_idle=settings.GATEWAY_UPSTREAM_POOL_SIZE)
+    return _pool
 
 
 def api_key_for(route) -> str | None:
@@ -80,26 +68,25 @@ def scrub(text: str) -> str:
     return _KEY_LIKE.sub("[redacted]", text)
 
 
-def post(url: str, body: bytes, headers: dict, read_timeout: float, stream: bool) -> urllib3.BaseHTTPResponse:
+def post(url: str, body: bytes, headers: dict, read_timeout: float, stream: bool) -> http1.Response:
     """POST `body` (JSON, already serialised); a streamed answer's body is left on the wire
-    undecoded, any other is read in full. Redirects are answered, not followed."""
-    timeout = urllib3.Timeout(connect=settings.GATEWAY_CONNECT_TIMEOUT_SECONDS, read=read_timeout)
+    undecoded, any other is read in full. Redirects are answered, not followed; nothing is
+    retried (retries and failover are resilience.py's decision)."""
     try:
-        return pools().request("POST", url, body=body, headers=headers, timeout=timeout, retries=False,
-                               redirect=False, preload_content=not stream, decode_content=not stream)
-    except NewConnectionError as e:  # refused, unreachable, unknown host: not a timeout
-        log.warning("upstream request to %s failed: %s", url, type(e).__name__)
-        raise UpstreamError("Could not reach the upstream provider.")
-    except ConnectTimeoutError:
+        return pool().post(url, body, headers, settings.GATEWAY_CONNECT_TIMEOUT_SECONDS, read_timeout, stream)
+    except http1.ConnectTimeout:
         raise UpstreamError("Could not connect to the upstream provider in time.")
-    except (ReadTimeoutError, TimeoutError):
+    except http1.ConnectFailed as e:  # refused, unreachable, unknown host, bad certificate
+        log.warning("upstream request to %s failed: %s", url, e)
+        raise UpstreamError("Could not reach the upstream provider.")
+    except TimeoutError:
         raise UpstreamTimeout(f"The upstream provider did not answer within {read_timeout:g} seconds.")
-    except (urllib3.exceptions.HTTPError, HTTPException, OSError, ValueError) as e:
+    except (http1.ProtocolError, OSError, ValueError) as e:
         log.warning("upstream request to %s failed: %s", url, type(e).__name__)
         raise UpstreamError("Could not reach the upstream provider.")
 
 
-def json_body(resp: urllib3.BaseHTTPResponse, provider: str):
+def json_body(resp: http1.Response, provider: str):
     """A non-streamed answer's JSON, parsed from its bytes once."""
     try:
         return loads(resp.data)
@@ -107,14 +94,14 @@ def json_body(resp: urllib3.BaseHTTPResponse, provider: str):
         raise UpstreamError(f"The upstream provider '{provider}' sent an answer that is not JSON.")
 
 
-def error_from_response(resp: urllib3.BaseHTTPResponse, provider: str, streamed: bool) -> GatewayError:
+def error_from_response(resp: http1.Response, provider: str, streamed: bool) -> GatewayError:
     """An upstream's non-200 answer, restated for our caller."""
     status = resp.status
     try:
         # A streamed response's body is still on the wire: read only as much as an error needs.
-        raw = resp.read(MAX_ERROR_BODY_BYTES, decode_content=True) if streamed else resp.data
+        raw = resp.read(MAX_ERROR_BODY_BYTES) if streamed else resp.data
         payload = loads(raw) if raw else {}
-    except (ValueError, urllib3.exceptions.HTTPError, HTTPException, OSError):
+    except (ValueError, http1.ProtocolError, OSError):
         payload = {}
     finally:
         if streamed:
@@ -143,7 +130,7 @@ def error_from_response(resp: urllib3.BaseHTTPResponse, provider: str, streamed:
     return UpstreamError(f"The upstream provider '{provider}' failed (HTTP {status}).")
 
 
-def iter_sse_data(resp: urllib3.BaseHTTPResponse, read_timeout: float, last: bytes | None = None) -> Iterator[bytes]:
+def iter_sse_data(resp: http1.Response, read_timeout: float, last: bytes | None = None) -> Iterator[bytes]:
     """The data payloads of a server-sent event stream, each as soon as it arrives.
 
     `last` is the payload that ends the stream ([DONE] in OpenAI's protocol): the stream
@@ -151,10 +138,7 @@ def iter_sse_data(resp: urllib3.BaseHTTPResponse, read_timeout: float, last: byt
     pool; one left early (the caller went away, an error) closes it.
     """
     buffer = b""
-    # Each block as soon as it arrives, never waiting for a buffer to fill: a chunked body
-    # (the usual SSE answer) chunk by chunk, which costs less than read1 on it; any other
-    # with read1, which returns whatever has arrived.
-    blocks = resp.read_chunked(decode_content=False) if resp.chunked else iter(lambda: resp.read1(65536), b"")
+    blocks = resp.blocks()  # each as soon as it arrives, never waiting for a buffer to fill
     try:
         for block in blocks:
             buffer = buffer + block if buffer else block
@@ -178,9 +162,9 @@ def iter_sse_data(resp: urllib3.BaseHTTPResponse, read_timeout: float, last: byt
                     _read_to_end(resp, blocks)
                     return
             buffer = buffer[start:]
-    except ReadTimeoutError:
+    except TimeoutError:
         raise UpstreamTimeout(f"The upstream provider sent nothing for {read_timeout:g} seconds.")
-    except (urllib3.exceptions.HTTPError, HTTPException, OSError):
+    except (http1.ProtocolError, OSError):
         raise UpstreamError("The upstream provider's stream broke off.")
     finally:
         resp.close()
@@ -188,16 +172,16 @@ def iter_sse_data(resp: urllib3.BaseHTTPResponse, read_timeout: float, last: byt
         raise UpstreamError("The upstream provider's stream ended in the middle of an event.")
 
 
-def _read_to_end(resp: urllib3.BaseHTTPResponse, blocks) -> None:
+def _read_to_end(resp: http1.Response, blocks) -> None:
     """After a stream's last event, read the end of its body if it comes at once: the
     connection then goes back to the pool (saving a TCP and TLS handshake on the next
     stream) instead of being closed. Waits END_OF_BODY_WAIT_SECONDS at most."""
-    sock = getattr(resp.connection, "sock", None) if resp.chunked else None
+    sock = resp.socket() if resp.keep_alive else None
     if sock is None:
-        return
+        return  # already pooled (its end came with the last event), or not to be kept
     try:
         sock.settimeout(END_OF_BODY_WAIT_SECONDS)  # the pool sets its own timeout again on reuse
-        for _ in itertools.islice(blocks, 4):
-            pass  # nothing should follow the last event; a body that goes on is closed
-    except (urllib3.exceptions.HTTPError, HTTPException, OSError):
-        pass  # iter_sse_data closes the connection
+        for _ in range(4):
+            next(blocks)  # nothing should follow the last event; a body that goes on is closed
+    except (StopIteration, http1.ProtocolError, OSError):
+        pass  # iter_sse_data closes the connection unless it was pooled
