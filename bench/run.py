@@ -354,7 +354,7 @@ def main():
         versions = subprocess.run([PY, "-m", "pip", "freeze"], capture_output=True, text=True).stdout
         pick = [line for line in versions.splitlines() if line.lower().split("==")[0] in
                 ("django", "djangorestframework", "gunicorn", "gevent", "celery", "redis", "hiredis", "psycopg",
-                 "urllib3", "orjson")]
+                 "orjson")]
         if stack.litellm:
             pick.append(f"litellm=={stack.litellm.version} (own virtualenv)")
         machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
