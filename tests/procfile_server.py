@@ -35,6 +35,7 @@ def procfile_web(workers: int = 2, **extra_env):
     env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
            f"{db['PORT'] or 5432}/{db['NAME']}", "REDIS_URL": settings.REDIS_URL,
            "BILLING_REDIS_PREFIX": settings.BILLING_REDIS_PREFIX, "SECRET_KEY": settings.SECRET_KEY,
+           "CACHE_KEY_PREFIX": settings.CACHES["default"].get("KEY_PREFIX", ""),
            "ALLOWED_HOSTS": "127.0.0.1,localhost", "CONN_MAX_AGE": "0", "PORT": str(port),
            "WEB_CONCURRENCY": str(workers), **extra_env}
     server = subprocess.Popen(["bash", "-c", "exec " + web_command()], cwd=ROOT, env=env,

@@ -97,3 +97,24 @@ def test_a_caller_who_hangs_up_mid_stream_is_billed_for_what_it_received(catalog
     record = UsageRecord.objects.get(organization=org)
     assert (record.status, record.basis) == ("client_gone", "partial")
     assert record.prompt_tokens > 0 and record.cost > 0
+
+
+def test_a_key_revoked_elsewhere_stops_working_in_the_web_process_within_seconds(catalog, org):
+    import requests
+
+    from gateway.keys import revoke_api_key
+
+    key, secret = mint_api_key(org)
+    body = {"model": "demo:echo", "messages": [{"role": "user", "content": "Say hello"}]}
+    with procfile_web(workers=1) as base:
+        url, headers = f"{base}/v1/chat/completions", {"Authorization": f"Bearer {secret}"}
+        assert requests.post(url, json=body, headers=headers, timeout=10).status_code == 200  # remembered now
+        revoke_api_key(key)  # this process: the database and the shared cache, not the server's memory
+        revoked_at = time.monotonic()
+        while (status := requests.post(url, json=body, headers=headers, timeout=10).status_code) == 200:
+            assert time.monotonic() - revoked_at < 10, "the revocation never reached the web process"
+            time.sleep(0.1)
+        waited = time.monotonic() - revoked_at
+    assert status == 401
+    # Bounded by the process's key memory (GATEWAY_KEY_MEMORY_SECONDS, 2 s), with slack for a busy machine.
+    assert waited < 2 + 3
