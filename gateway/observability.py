@@ -70,6 +70,21 @@ def cooled_down(deployment: str) -> None:
     COOLDOWNS.labels(deployment).inc()
 
 
+_per_model: dict[str, tuple] = {}
+
+
+def _model_metrics(served_by: str) -> tuple:
+    """A model's labelled metrics, looked up once per process: `labels()` builds and
+    locks on every call, and the catalog bounds how many models there are."""
+    children = _per_model.get(served_by)
+    if children is None:
+        children = _per_model[served_by] = (
+            REQUEST_SECONDS.labels(served_by), FIRST_BYTE_SECONDS.labels(served_by),
+            TOKENS.labels(served_by, "prompt"), TOKENS.labels(served_by, "completion"), COST_USD.labels(served_by),
+        )
+    return children
+
+
 def request_finished(*, request_id: str, key, model: str, served_by: str, stream: bool, status: str,
                      http_status: int, code: str | None, prompt_tokens: int, completion_tokens: int,
                      cost: Decimal | None, latency: float, ttft: float | None,
@@ -78,15 +93,16 @@ def request_finished(*, request_id: str, key, model: str, served_by: str, stream
     request must not fail it after it has been charged."""
     try:
         REQUESTS.labels(served_by, status, code or "").inc()
-        REQUEST_SECONDS.labels(served_by).observe(latency)
+        seconds, first_byte, prompt, completion, cost_usd = _model_metrics(served_by)
+        seconds.observe(latency)
         if ttft is not None:
-            FIRST_BYTE_SECONDS.labels(served_by).observe(ttft)
+            first_byte.observe(ttft)
         if prompt_tokens:
-            TOKENS.labels(served_by, "prompt").inc(prompt_tokens)
+            prompt.inc(prompt_tokens)
         if completion_tokens:
-            TOKENS.labels(served_by, "completion").inc(completion_tokens)
+            completion.inc(completion_tokens)
         if cost:
-            COST_USD.labels(served_by).inc(float(cost))
+            cost_usd.inc(float(cost))
         if request_log.isEnabledFor(logging.INFO):
             # Counts and ids only, unless an operator turned content logging on for the
             # organization (Organization.log_content): then the text too.
