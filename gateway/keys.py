@@ -10,13 +10,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from console import audit
 from console.models import Organization
 
+from . import key_cache
 from .models import ApiKey
 
 SECRET_PREFIX = "sk-"
@@ -142,10 +142,6 @@ def identity_of(row: ApiKey) -> KeyIdentity:
     )
 
 
-def _cache_key(secret_hash: str) -> str:
-    return f"apikey:{secret_hash}"
-
-
 # Two tiers: this process's memory for a couple of seconds (no round trip at all on a
 # warm key), then the shared cache, then the database. A revocation clears both tiers
 # here and the shared tier everywhere; other processes see it once their short local
@@ -156,14 +152,11 @@ _MEMORY_MAX_ENTRIES = 10_000
 
 def forget_cached_key(secret_hash: str) -> None:
     _memory.pop(secret_hash, None)
-    cache.delete(_cache_key(secret_hash))
+    key_cache.forget(secret_hash)
 
 
 def forget_remembered_keys() -> None:
     _memory.clear()
-
-
-_UNKNOWN = "unknown"
 
 
 def find_key(secret: str) -> KeyIdentity | None:
@@ -179,18 +172,18 @@ def find_key(secret: str) -> KeyIdentity | None:
         if len(_memory) >= _MEMORY_MAX_ENTRIES:
             _memory.clear()  # a flood of made-up secrets must not grow the process without bound
         _memory[secret_hash] = (now + settings.GATEWAY_KEY_MEMORY_SECONDS, cached)
-    return None if cached == _UNKNOWN else cached
+    return None if cached == key_cache.UNKNOWN else cached
 
 
 def _shared_lookup(secret_hash: str):
-    cached = cache.get(_cache_key(secret_hash))
+    cached = key_cache.get(secret_hash, KeyIdentity)
     if cached is None:
         row = ApiKey.objects.select_related("organization").filter(secret_hash=secret_hash).first()
         if row is None or not hmac.compare_digest(row.secret_hash, secret_hash):
-            cache.set(_cache_key(secret_hash), _UNKNOWN, settings.GATEWAY_CACHE_SECONDS)
-            return _UNKNOWN
+            key_cache.put(secret_hash, key_cache.UNKNOWN)
+            return key_cache.UNKNOWN
         cached = identity_of(row)
-        cache.set(_cache_key(secret_hash), cached, settings.GATEWAY_CACHE_SECONDS)
+        key_cache.put(secret_hash, cached)
     return cached
 
 
