@@ -136,8 +136,9 @@ def usage_event(event_fields: dict, prices: Prices) -> tuple[Decimal, dict]:
 
 
 def settle(event_fields: dict, prices: Prices) -> tuple[Decimal, Decimal | None]:
-    """Turn the reservation into the real cost and queue the usage event for booking.
-    Returns the cost and the balance once this cost is booked (None if unknown)."""
+    """Turn the reservation into the real cost and queue the usage event for booking, in
+    the embedded store (with Redis, gateway.admission settles in one script). Returns the
+    cost and the balance once this cost is booked (None if unknown)."""
     cost, event = usage_event(event_fields, prices)
     store = get_store()
     balance = store.settle(event["organization_id"], event["request_id"], to_units(cost), event)

@@ -16,28 +16,6 @@ from console.redis import get_redis
 from .models import UsageRecord
 from .money import to_units
 
-RESERVE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local v = redis.call('HMGET', KEYS[1], 'spent', 'held')
-if tonumber(v[1]) + tonumber(v[2]) + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], 'h:' .. ARGV[1], ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'held', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 1
-"""
-
-SETTLE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local held = redis.call('HGET', KEYS[1], 'h:' .. ARGV[1])
-if held then
-  redis.call('HDEL', KEYS[1], 'h:' .. ARGV[1])
-  redis.call('HINCRBY', KEYS[1], 'held', '-' .. held)
-end
-if ARGV[2] ~= '0' then redis.call('HINCRBY', KEYS[1], 'spent', ARGV[2]) end
-return 1
-"""
-
-
 def state_ttl_seconds() -> int:
     # Idle keys' state expires; it is rebuilt from the ledger on their next request.
     return settings.BILLING_RESERVATION_TTL_SECONDS * 24
@@ -49,11 +27,11 @@ def booked_spend(key_id: int) -> int:
 
 
 class RedisBudgets:
+    """Where a key's spend lives in Redis; gateway.admission's scripts hold and settle it."""
+
     def __init__(self, client, prefix: str):
         self.redis = client
         self.prefix = prefix
-        self._reserve = client.register_script(RESERVE)
-        self._settle = client.register_script(SETTLE)
 
     def key(self, key_id: int) -> str:
         return f"{self.prefix}:keyspend:{key_id}"
@@ -64,17 +42,6 @@ class RedisBudgets:
         pipe.hsetnx(self.key(key_id), "spent", booked_spend(key_id))
         pipe.hsetnx(self.key(key_id), "held", 0)
         pipe.execute()
-
-    def reserve(self, key_id: int, request_id: str, amount: int, limit: int) -> bool:
-        args = [request_id, amount, limit, state_ttl_seconds()]
-        result = self._reserve(keys=[self.key(key_id)], args=args)
-        if result is None:
-            self.start(key_id)
-            result = self._reserve(keys=[self.key(key_id)], args=args)
-        return bool(result)
-
-    def settle(self, key_id: int, request_id: str, cost: int) -> None:
-        self._settle(keys=[self.key(key_id)], args=[request_id, cost])
 
 
 class LocalBudgets:

@@ -8,7 +8,7 @@ but not yet booked into the ledger). What a new request may spend is
     balance + limit - pending - held
 
 Settling a request moves its reservation into pending and queues its usage event in the
-same atomic step; booking the event into the ledger (billing.reconcile) lowers the balance
+same atomic step (with Redis, gateway.admission's settle script; LocalStore.settle here); booking the event into the ledger (billing.reconcile) lowers the balance
 and removes it from pending, also in one step, and only for events that are still pending,
 so a retried booking can never count a cost twice.
 """
@@ -36,23 +36,6 @@ redis.call('HSET', KEYS[1], 'h:' .. ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'held', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 return {1, v[1], v[2], v[3], v[4]}
-"""
-
-SETTLE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local held = redis.call('HGET', KEYS[1], 'h:' .. ARGV[1])
-  if held then
-    redis.call('HDEL', KEYS[1], 'h:' .. ARGV[1])
-    redis.call('HINCRBY', KEYS[1], 'held', '-' .. held)
-  end
-  if ARGV[2] ~= '0' then
-    redis.call('HSET', KEYS[1], 'p:' .. ARGV[1], ARGV[2])
-    redis.call('HINCRBY', KEYS[1], 'pending', ARGV[2])
-  end
-end
-redis.call('XADD', KEYS[3], '*', 'e', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[4])
-return redis.call('HMGET', KEYS[1], 'balance', 'pending')
 """
 
 RELEASE = """
@@ -110,7 +93,6 @@ class RedisStore:
         self.stream = f"{prefix}:usage-events"
         self.holds = f"{prefix}:holds"
         self._reserve = self.redis.register_script(RESERVE)
-        self._settle = self.redis.register_script(SETTLE)
         self._release = self.redis.register_script(RELEASE)
         self._apply = self.redis.register_script(APPLY)
         self._group_ready = False
@@ -138,13 +120,6 @@ class RedisStore:
             self.release(org_id, request_id)
             return False, snapshot
         return bool(ok), snapshot
-
-    def settle(self, org_id: int, request_id: str, cost: int, event: dict) -> int | None:
-        balance, pending = self._settle(
-            keys=[self.account_key(org_id), self.holds, self.stream],
-            args=[request_id, cost, json.dumps(event), self.hold_member(org_id, request_id)],
-        )
-        return int(balance) - int(pending) if balance is not None else None
 
     def release(self, org_id: int, request_id: str) -> None:
         self._release(keys=[self.account_key(org_id), self.holds],

@@ -97,7 +97,7 @@ return 1
 # KEYS: the account, the holds, the usage events, the key's spend, the minute's tokens.
 # ARGV: request id, cost, usage event JSON, hold member, 1 if the key has a spend limit,
 #       tokens to count (0: none), window ms.
-# The balance part is billing.reservations.SETTLE, the spend part billing.key_budgets.SETTLE.
+# The embedded default does the same in process: LocalStore.settle, LocalBudgets.settle.
 SETTLE = UNHOLD + """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   unhold(KEYS[1], ARGV[1])

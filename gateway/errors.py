@@ -2,11 +2,12 @@
 
 import logging
 
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
+from .encoding import encode
 from .observability import request_refused
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,16 @@ class UpstreamTimeout(GatewayError):
     status_code = 504
     error_type = "api_error"
     code = "upstream_timeout"
+
+
+def envelope_response(error: GatewayError, request_id: str | None) -> HttpResponse:
+    """The envelope as a plain Django response, for answers made outside DRF (the hot
+    path, the header guard, the playground)."""
+    response = HttpResponse(encode(error.body(request_id)), content_type="application/json",
+                            status=error.status_code)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
 
 
 def error_response(error: GatewayError, request_id: str | None) -> Response:

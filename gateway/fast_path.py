@@ -14,12 +14,11 @@ import logging
 import uuid
 
 from django.core.exceptions import DisallowedHost
-from django.db import close_old_connections
 from django.http import HttpResponse
+from django.db import close_old_connections
 
 from .auth import key_from_authorization
-from .encoding import encode
-from .errors import GatewayError, as_gateway_error
+from .errors import GatewayError, as_gateway_error, envelope_response
 from .middleware import check_authorization_size
 from .observability import request_refused
 from .views import serve_chat, serve_embeddings
@@ -44,7 +43,7 @@ def serve_hot(request, serve) -> HttpResponse:
         # and with persistent connections outside gevent).
         close_old_connections()
     except DisallowedHost:
-        response = _error_response(GatewayError("Invalid Host header.", code="invalid_host"), request_id)
+        response = envelope_response(GatewayError("Invalid Host header.", code="invalid_host"), request_id)
     except Exception as exc:  # noqa: BLE001 - every failure becomes the envelope, as DRF's handler does
         error = as_gateway_error(exc)
         if error is None:
@@ -53,17 +52,9 @@ def serve_hot(request, serve) -> HttpResponse:
                                  status=500, error_type="api_error")
         elif not getattr(exc, "metered", False):
             request_refused(error.code)  # metered requests were counted when they settled
-        response = _error_response(error, request_id)
+        response = envelope_response(error, request_id)
     response["x-request-id"] = request_id
     response["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
-def _error_response(error: GatewayError, request_id: str) -> HttpResponse:
-    response = HttpResponse(encode(error.body(request_id)), content_type="application/json",
-                            status=error.status_code)
-    for name, value in error.headers.items():
-        response[name] = value
     return response
 
 

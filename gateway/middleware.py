@@ -6,9 +6,8 @@ import re
 import uuid
 
 from django.conf import settings
-from django.http import JsonResponse
 
-from .errors import InvalidApiKey
+from .errors import InvalidApiKey, envelope_response
 
 
 class RequestIdMiddleware:
@@ -43,10 +42,7 @@ class GatewayHeaderGuardMiddleware:
             try:
                 check_authorization_size(request)
             except InvalidApiKey as error:
-                response = JsonResponse(error.body(getattr(request, "request_id", None)), status=error.status_code)
-                for name, value in error.headers.items():
-                    response[name] = value
-                return response
+                return envelope_response(error, getattr(request, "request_id", None))
         return self.get_response(request)
 
 

@@ -6,15 +6,13 @@ CSRF-protected endpoint that calls the gateway's `serve_chat` in-process with th
 organization's playground key and relays the same server-sent events as /v1."""
 
 from django.conf import settings
-from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
 from console.access import org_view
 from gateway.chat_request import read_json_object
-from gateway.encoding import encode
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, envelope_response
 from gateway.keys import playground_key
 from gateway.views import serve_chat
 
@@ -37,14 +35,6 @@ def playground_body(body: dict) -> dict:
     return {"model": body.get("model"), "messages": body.get("messages"), "stream": True}
 
 
-def error_response(error: GatewayError, request_id: str) -> HttpResponse:
-    response = HttpResponse(encode(error.body(request_id)), content_type="application/json",
-                            status=error.status_code)
-    for name, value in error.headers.items():
-        response[name] = value
-    return response
-
-
 @org_view()
 @require_POST
 def chat(request):
@@ -52,7 +42,7 @@ def chat(request):
         body = playground_body(read_json_object(request, settings.GATEWAY_MAX_BODY_BYTES))
         return serve_chat(request, playground_key(request.org, request.user), body)
     except GatewayError as e:
-        return error_response(e, request.request_id)
+        return envelope_response(e, request.request_id)
 
 
 urlpatterns = [
