@@ -11,7 +11,7 @@ import threading
 from django.conf import settings
 from django.db.models import Sum
 
-from console.redis import get_redis
+from billing.redis_pool import get_redis
 
 from .models import UsageRecord
 from .money import to_units

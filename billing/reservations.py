@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from console.redis import get_redis
+from billing.redis_pool import get_redis
 
 # Lua numbers are doubles: every amount travels as a string and changes only through
 # HINCRBY, which is exact on 64-bit integers. Only the spend check compares doubles, and

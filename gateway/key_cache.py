@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.cache import cache
 
-from console.redis import get_redis
+from billing.redis_pool import get_redis
 
 UNKNOWN = "unknown"  # no key has this secret: remembered too, so guessing costs no queries
 

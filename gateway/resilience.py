@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from django.conf import settings
 
-from console.redis import get_redis
+from billing.redis_pool import get_redis
 
 from . import observability
 from .catalog import Route, lookup_route

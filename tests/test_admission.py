@@ -17,7 +17,7 @@ from billing.models import UsageRecord
 from billing.money import from_units
 from billing.reconcile import reconcile
 from billing.reservations import RedisStore, get_store
-from console.redis import get_redis
+from billing.redis_pool import get_redis
 from gateway import admission, views
 from gateway.keys import identity_of, mint_api_key
 from gateway.limits import window_keys

@@ -1,4 +1,5 @@
-"""One Redis connection pool per process, for everything that is not Django's cache."""
+"""One Redis connection pool per process for the live store (billing) and the gateway's shared
+state (keys, cooldowns); Django's cache keeps its own."""
 
 import threading
 
