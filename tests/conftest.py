@@ -17,6 +17,7 @@ from console.tenancy import create_organization
 from gateway.catalog import forget_routes
 from gateway.catalog_loader import load_catalog
 from gateway.limits import reset_limiter
+from gateway.redaction import forget_configured_secrets
 from gateway.resilience import reset_cooldowns
 from gateway.keys import forget_remembered_keys, mint_api_key
 from tests.live_threads import wait_until_idle
@@ -26,6 +27,7 @@ UPSTREAM_SECRET = "sk-upstream-SECRET-never-shown-0123456789"
 SCENARIOS = [
     "ok", "echo-request", "fail-500", "fail-429", "fail-400", "fail-401", "slow", "slow-stream",
     "cut-mid-stream", "bad-json", "not-an-object", "no-usage", "error-event", "long-stream", "reasoning",
+    "honours-max-tokens", "overruns", "echoes-key",
 ]
 
 
@@ -100,6 +102,7 @@ def _fresh_caches(settings):
     settings.BILLING_REDIS_PREFIX = TEST_REDIS_PREFIX
     forget_routes()
     forget_remembered_keys()
+    forget_configured_secrets()
     if not settings.REDIS_URL:
         # Never FLUSHDB a shared Redis: parallel test workers keep their billing state there.
         cache.clear()
