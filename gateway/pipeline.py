@@ -17,7 +17,7 @@ envelope); once admitted, every answer, error or not, is a response that settles
 """
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connections
 from django.http import HttpResponse
 
 from billing import charging
@@ -45,10 +45,7 @@ def serve(surface: Surface, request, key, body: dict | None = None) -> HttpRespo
     route = resolve_route(parsed.model, key)
     chain = candidates(route, key)
     charge = Charge.admit(request.request_id, key, max(_worst_case(parsed, candidate) for candidate in chain))
-    # Whatever was read cold (key, catalog, account) has been read: hand the database
-    # connection back now, not after an upstream call that may take minutes. A no-op on a
-    # warm request, and for persistent connections outside gevent.
-    close_old_connections()
+    _release_database_connections()
     exchange = Exchange(request.request_id, key, parsed, route, charge, timing, CapturedText(key.log_content))
     try:
         response = _answer(surface, exchange, chain)
@@ -61,6 +58,16 @@ def serve(surface: Surface, request, key, body: dict | None = None) -> HttpRespo
     for name, value in charge.limit_headers.items():
         response[name] = value
     return response
+
+
+def _release_database_connections() -> None:
+    """Whatever was read cold (key, catalog, account) has been read: hand the database
+    connection back to the pool now, not after an upstream call that may take minutes.
+    A no-op on a warm request and for persistent connections outside gevent; and inside
+    a transaction (the console's, a test's) the connection is not ours to give back."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
 
 
 def _worst_case(request, route: Route):
