@@ -36,6 +36,8 @@ class ApiEntryMiddleware:
             match = _api_urls.resolve(request.path_info)  # gateway.urls ends in a catch-all
             request.resolver_match = match
             response = match.func(request, *match.args, **match.kwargs)
+            if callable(getattr(response, "render", None)):  # DRF's Response (the schema), as Django would
+                response = response.render()
         except Exception as exc:  # noqa: BLE001 - every failure becomes the envelope
             response = refusal_response(exc, request_id)
         response["x-request-id"] = request_id
