@@ -101,6 +101,13 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def handle(self):
+        # The gateway hangs up on slow answers and cut streams: routine here, not a traceback.
+        try:
+            super().handle()
+        except ConnectionError:
+            self.close_connection = True
+
     def _json(self, status: int, payload: dict):
         data = _dumps(payload)
         self.send_response(status)

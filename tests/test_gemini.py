@@ -112,6 +112,19 @@ def test_it_translates_tools_both_ways(client, gemini):
     assert sent["toolConfig"] == {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}}
 
 
+def test_a_call_made_elsewhere_goes_back_with_the_documented_placeholder_signature(client, gemini):
+    call = {"id": "call_from_another_model", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}
+    client.chat.completions.create(model="google:gemini-ok", tools=TOOLS, messages=HELLO + [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_from_another_model", "content": '{"celsius": 3}'}])
+    contents = gemini.requests[-1]["body"]["contents"]
+    assert contents[1]["parts"] == [{"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}},
+                                     "thoughtSignature": "skip_thought_signature_validator"}]
+    # A JSON-object result goes as it is.
+    assert contents[2]["parts"] == [{"functionResponse": {"name": "get_weather", "response": {"celsius": 3}}}]
+
+
 def test_tool_calls_stream(client, gemini):
     chunks = list(client.chat.completions.create(model="google:gemini-tools", messages=HELLO, tools=TOOLS,
                                                  stream=True))

@@ -26,8 +26,10 @@ _SAMPLING = {"temperature": "temperature", "top_p": "topP", "top_k": "topK", "se
              "presence_penalty": "presencePenalty", "frequency_penalty": "frequencyPenalty"}
 _TRANSLATED = {"stop", "n", "tools", "tool_choice", "parallel_tool_calls", "response_format", "logprobs"}
 # Gemini 3 signs its function calls and refuses a conversation that returns one unsigned;
-# the signature rides in the tool call id the caller echoes back.
+# the signature rides in the tool call id the caller echoes back. A call made elsewhere
+# (another model, a rebuilt history) gets the placeholder Google documents for that case.
 SIGNATURE_MARK = "__thought__"
+FOREIGN_CALL_SIGNATURE = "skip_thought_signature_validator"
 
 
 def _unsupported(name: str, why: str = "") -> InvalidRequest:
@@ -100,11 +102,9 @@ def _function_call_parts(message: dict) -> list[dict]:
         if not isinstance(arguments, dict):
             raise InvalidRequest("A tool call's arguments must be a JSON object.", code="invalid_value",
                                  param="messages")
-        part = {"functionCall": {"name": function["name"], "args": arguments}}
         _, mark, signature = str(call.get("id") or "").partition(SIGNATURE_MARK)
-        if mark:
-            part["thoughtSignature"] = signature
-        parts.append(part)
+        parts.append({"functionCall": {"name": function["name"], "args": arguments},
+                      "thoughtSignature": signature if mark and signature else FOREIGN_CALL_SIGNATURE})
     return parts
 
 
