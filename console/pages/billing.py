@@ -12,8 +12,8 @@ from django.views.decorators.http import require_POST
 from billing.ledger import BillingError, redeem as redeem_code
 from billing.models import Account, LedgerEntry
 from billing.money import ZERO, usd
-from console.access import org_view
-from console.models import Membership
+from console.pages.common import org_view
+from console.tenancy.models import Membership
 
 PAGE_SIZE = 50
 # Below this much available credit the page warns before requests start being refused.

@@ -13,7 +13,7 @@ from django.utils import timezone
 from billing.ledger import balance_of
 from billing.models import UsageRecord
 from billing.money import ZERO, usd
-from console.access import org_view
+from console.pages.common import org_view
 
 DAYS = 30
 

@@ -13,9 +13,10 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from console.access import get_for_org, has_role, org_view
-from console.forms_keys import CreateKeyForm, RenameKeyForm
-from console.models import Membership
+from console.pages.common import org_view
+from console.pages.forms_keys import CreateKeyForm, RenameKeyForm
+from console.tenancy.access import get_for_org, has_role
+from console.tenancy.models import Membership
 from gateway.keys import create_api_key, key_status, rename_api_key, revoke_api_key
 from gateway.models import ApiKey
 

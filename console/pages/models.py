@@ -4,7 +4,7 @@ from django.shortcuts import render
 from django.urls import path
 
 from billing.money import usd
-from console.access import org_view
+from console.pages.common import org_view
 from gateway.models import CatalogModel
 
 

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 
-from console.access import org_view
+from console.pages.common import org_view
 from gateway.models import ApiKey
 
 from .models import enabled_models

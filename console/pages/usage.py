@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from billing.models import UsageRecord
 from billing.money import usd
-from console.access import get_for_org, org_view
-from console.filters_usage import STATUSES, UsageFilterForm, filtered_usage, org_usage
+from console.pages.common import org_view
+from console.pages.filters_usage import STATUSES, UsageFilterForm, filtered_usage, org_usage
+from console.tenancy.access import get_for_org
 
 PAGE_SIZE = 50
 

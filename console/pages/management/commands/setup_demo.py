@@ -6,10 +6,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from console.models import Organization
-from console.tenancy import create_organization
 from billing.ledger import balance_of, credit
 from billing.money import usd
+from console.tenancy.actions import create_organization
+from console.tenancy.models import Organization
 from gateway.keys import mint_api_key
 
 DEMO_EMAIL = "demo@example.com"
