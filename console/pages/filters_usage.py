@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from billing.models import UsageRecord
 from gateway.models import ApiKey
+from gateway.queries import keys_of
 
 # The endings a request can have (billing.charging.UsageEvent.status).
 STATUSES = [
@@ -27,7 +28,7 @@ class UsageFilterForm(forms.Form):
         super().__init__(data)
         # Only this organization's keys and models are offered, and only they validate:
         # another tenant's key id is an invalid choice, not a way to probe its rows.
-        self.fields["key"].queryset = ApiKey.objects.filter(organization=org).order_by("name", "prefix")
+        self.fields["key"].queryset = keys_of(org).order_by("name", "prefix")
         self.fields["key"].label_from_instance = lambda k: f"{k.name or 'unnamed'} ({k.prefix}…)"
         seen = org_usage(org).order_by("model").values_list("model", flat=True).distinct()
         self.fields["model"].choices = [("", "All models"), *((m, m) for m in seen)]
