@@ -45,7 +45,7 @@ def held(org) -> Decimal:
 
 
 def event_fields(key, rid: str, prompt: int, completion: int) -> dict:
-    """What Meter.finish hands to settlement."""
+    """What gateway.metering.Exchange.settle hands to settlement."""
     return {
         "request_id": rid, "organization_id": key.organization_id, "key_id": key.key_id, "model_id": None,
         "model": "mock:ok", "stream": False, "status": "completed", "http_status": 200, "error_code": None,

@@ -11,7 +11,7 @@ import pytest
 
 from billing.ledger import credit
 from billing.reconcile import reconcile
-from console.tenancy import create_organization
+from console.tenancy.actions import create_organization
 from gateway import observability
 from gateway.keys import mint_api_key
 from tests.billing_helpers import balance, booked
