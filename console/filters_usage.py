@@ -8,12 +8,8 @@ from django.utils import timezone
 from billing.models import UsageRecord
 from gateway.models import ApiKey
 
-# The endings a request can have (billing.charging.UsageEvent.status).
-STATUSES = [
-    ("completed", "Completed"),
-    ("upstream_error", "Upstream error"),
-    ("client_gone", "Caller went away"),
-]
+# The endings a request can have: the one enumeration billing books them by.
+STATUSES = UsageRecord.Status.choices
 
 
 class UsageFilterForm(forms.Form):
