@@ -73,18 +73,8 @@ def book(events: list[dict]) -> dict[int, tuple[Account, list[str]]]:
     request ids now settled for it. An event the ledger refuses even clamped is quarantined
     (billing.quarantine) and returned too: the live store must stop holding its cost as
     pending, while the quarantine keeps it owed (docs/billing.md, "Quarantined events")."""
-    by_request = {}
-    for event in events:
-        if _readable(event):
-            by_request.setdefault(event["request_id"], event)
-        else:
-            quarantine(event, ValueError("not a usage event: no storable request id or no organization id"), None)
-    org_ids = set(Organization.objects.filter(pk__in={e["organization_id"] for e in by_request.values()})
-                  .values_list("pk", flat=True))
-    for request_id, event in list(by_request.items()):
-        if event["organization_id"] not in org_ids:
-            quarantine(event, LookupError(f"organization {event['organization_id']} does not exist"), None)
-            del by_request[request_id]
+    by_request = _bookable(events)
+    org_ids = {event["organization_id"] for event in by_request.values()}
     for org_id in sorted(org_ids):
         account_for(org_id)
     if connection.vendor == "postgresql":
@@ -110,9 +100,23 @@ def book(events: list[dict]) -> dict[int, tuple[Account, list[str]]]:
     return {org_id: (accounts[org_id], ids) for org_id, ids in done.items()}
 
 
-def _readable(event) -> bool:
-    return (isinstance(event, dict) and is_storable_request_id(event.get("request_id"))
-            and type(event.get("organization_id")) is int)
+def _bookable(events: list) -> dict[str, dict]:
+    """The events by request id, once each; those that name no storable request or no
+    existing organization are quarantined at once."""
+    by_request = {}
+    for event in events:
+        if (isinstance(event, dict) and is_storable_request_id(event.get("request_id"))
+                and type(event.get("organization_id")) is int):
+            by_request.setdefault(event["request_id"], event)
+        else:
+            quarantine(event, ValueError("not a usage event: no storable request id or no organization id"), None)
+    org_ids = set(Organization.objects.filter(pk__in={e["organization_id"] for e in by_request.values()})
+                  .values_list("pk", flat=True))
+    for request_id, event in list(by_request.items()):
+        if event["organization_id"] not in org_ids:
+            quarantine(event, LookupError(f"organization {event['organization_id']} does not exist"), None)
+            del by_request[request_id]
+    return by_request
 
 
 def _locked_accounts(org_ids) -> dict[int, Account]:
@@ -194,21 +198,22 @@ def reconcile(max_batches: int | None = None) -> int:
 
 
 def replay(quarantined) -> tuple[list[QuarantinedUsageEvent], list[QuarantinedUsageEvent]]:
-    """Book quarantined events again, through book(), once their cause is fixed. Each row
-    is replayed at most once: it is marked when the ledger has its request. Returns the
-    rows booked now and those the ledger still refused."""
+    """Book quarantined events again, through book(), once their cause is fixed. A row is
+    marked replayed once the ledger has its request, and a marked row is skipped. Returns
+    the rows booked now and those the ledger still refused."""
     booked, refused = [], []
-    for pk in quarantined.filter(replayed_at__isnull=True).values_list("pk", flat=True):
+    for row in quarantined.filter(replayed_at__isnull=True):
         with transaction.atomic():
-            row = QuarantinedUsageEvent.objects.select_for_update().filter(pk=pk, replayed_at__isnull=True).first()
-            if row is None:
-                continue  # replayed by someone else meanwhile
+            # book() locks the accounts before it touches the row, as a booking worker
+            # does: the two cannot deadlock over an event delivered again meanwhile.
             touched = book([event_of(row)])
             if not UsageRecord.objects.filter(request_id=row.request_id).exists():
                 refused.append(row)  # book() counted the attempt and kept the new error
                 continue
-            row.replayed_at = timezone.now()
-            row.save(update_fields=["replayed_at"])
+            claimed = QuarantinedUsageEvent.objects.filter(pk=row.pk, replayed_at__isnull=True).update(
+                replayed_at=timezone.now())
+            if claimed != 1:
+                continue  # another replay got there first; the ledger booked it once
             booked.append(row)
             for account, request_ids in touched.values():
                 transaction.on_commit(partial(publish, account, request_ids))
