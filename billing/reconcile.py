@@ -22,8 +22,7 @@ from django.db import InterfaceError, OperationalError, ProgrammingError, connec
 from django.db.models import Max
 from django.utils import timezone
 
-from console.models import Organization
-from gateway.models import ApiKey
+from console.tenancy.models import Organization
 
 from .charging import event_time
 from .clamping import fit_record, forget_missing_references, is_storable_request_id
@@ -31,6 +30,7 @@ from .ledger import account_for, publish
 from .models import Account, LedgerEntry, QuarantinedUsageEvent, UsageRecord
 from .quarantine import event_of, quarantine
 from .reservations import get_store
+from .signals import usage_booked
 
 log = logging.getLogger("mixgateway.billing")
 
@@ -161,17 +161,7 @@ def _write(events: list[dict], accounts: dict[int, Account]) -> None:
         entry.account.ledger_head = max(entry.account.ledger_head, entry.pk)
     for account in {record.organization_id: accounts[record.organization_id] for record in records}.values():
         account.save(update_fields=["balance", "ledger_head", "updated_at"])
-    _touch_keys(records)
-
-
-def _touch_keys(records: list[UsageRecord]) -> None:
-    # last_used_at is kept here, not on the request path, which writes nothing.
-    latest = defaultdict(lambda: None)
-    for record in records:
-        if record.api_key_id and (latest[record.api_key_id] is None or record.created_at > latest[record.api_key_id]):
-            latest[record.api_key_id] = record.created_at
-    for key_id, when in latest.items():
-        ApiKey.objects.filter(pk=key_id).exclude(last_used_at__gte=when).update(last_used_at=when)
+    usage_booked.send(sender=UsageRecord, records=records)
 
 
 def reconcile(max_batches: int | None = None) -> int:
