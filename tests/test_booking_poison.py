@@ -16,7 +16,7 @@ from billing.money import token_cost
 from billing.quarantine import quarantine_key
 from billing.reconcile import book, ledger_is_consistent, reconcile
 from billing.reservations import get_store
-from console.tenancy import create_organization
+from console.tenancy.actions import create_organization
 from gateway.keys import mint_api_key
 from tests.billing_helpers import OK_COST, booked
 from tests.upstream_mock import HUGE_TOKENS, POISON_CODE

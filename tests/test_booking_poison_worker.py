@@ -17,7 +17,7 @@ from billing.models import Account, QuarantinedUsageEvent, UsageRecord
 from billing.reconcile import ledger_is_consistent
 from billing.reservations import get_store
 from billing.tasks import reconcile_usage
-from console.tenancy import create_organization
+from console.tenancy.actions import create_organization
 from gateway.keys import mint_api_key
 from tests.billing_helpers import OK_COST
 from tests.test_booking_poison import HELLO, whale
