@@ -12,6 +12,7 @@ urlpatterns = [
     path("metrics", observability.metrics_view),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("billing/stripe/", include("billing.urls")),
     *home.urlpatterns,
     *dashboard.urlpatterns,
     *keys.urlpatterns,
