@@ -108,6 +108,11 @@ def monthly_statement(organization: Organization, month: date) -> Statement:
 CSV_HEADER = ["section", "date", "description", "reference", "requests", "amount_usd"]
 
 
+def _entry_row(section: str, e: LedgerEntry) -> list:
+    description = e.get_kind_display() + (f": {e.note}" if e.note else "")
+    return [section, e.created_at.date().isoformat(), description, e.reference, "", usd(e.amount)]
+
+
 def statement_csv(statement: Statement) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -115,12 +120,10 @@ def statement_csv(statement: Statement) -> str:
     first_day = statement.month.isoformat()
     writer.writerow(["opening_balance", first_day, "balance before the month", "", "", usd(statement.opening)])
     for e in statement.money_in:
-        writer.writerow(["money_in", e.created_at.date().isoformat(), e.get_kind_display() + (f": {e.note}" if e.note else ""),
-                         e.reference, "", usd(e.amount)])
+        writer.writerow(_entry_row("money_in", e))
     for u in statement.usage:
         writer.writerow(["usage", "", u.model, "", u.requests, usd(u.amount)])
     for e in statement.other:
-        writer.writerow(["other", e.created_at.date().isoformat(), e.get_kind_display() + (f": {e.note}" if e.note else ""),
-                         e.reference, "", usd(e.amount)])
+        writer.writerow(_entry_row("other", e))
     writer.writerow(["closing_balance", "", "opening balance plus the month's entries", "", "", usd(statement.closing)])
     return out.getvalue()

@@ -118,6 +118,8 @@ def credit_session(session: dict) -> str:
         log.warning("stripe session %s names no organization here", session.get("id"))
         return "unknown organization"
     paid = from_cents(int(session["amount_total"]))
+    if paid <= 0:
+        return "nothing paid"  # e.g. a 100% discount: there is no money to credit
     with transaction.atomic():
         topup, _ = TopUp.objects.get_or_create(session_id=session["id"],
                                                defaults={"organization": organization, "amount": paid})

@@ -371,7 +371,7 @@ def _whole_cents(name: str, default: str) -> Decimal:
         amount = Decimal(raw)
     except InvalidOperation:
         amount = None
-    if amount is None or not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+    if amount is None or not amount.is_finite() or amount <= 0 or amount % Decimal("0.01"):
         raise ImproperlyConfigured(f"{name} must be a positive USD amount in whole cents, not {raw!r}")
     return amount
 

@@ -1,6 +1,9 @@
 """Starting a top-up on the billing page: the real `stripe` library creates the Checkout
 session on the loopback stand-in, and the owner is sent to the session's page."""
 
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -41,7 +44,8 @@ def test_the_owner_is_sent_to_a_checkout_session(as_alice, org, standin):
 
 
 def test_the_return_address_is_never_the_callers(as_alice, standin):
-    as_alice.post("/billing/topup/?next=https://evil.example/", {"amount": "10", "success_url": "https://evil.example/"})
+    as_alice.post("/billing/topup/?next=https://evil.example/",
+                  {"amount": "10", "success_url": "https://evil.example/"})
     (form,) = checkout_requests(standin)
     assert "evil" not in form["success_url"] + form["cancel_url"]
     # A forged Host header is refused before any session is made.
@@ -111,3 +115,12 @@ def test_the_receipt_comes_from_stripe_once(as_alice, as_charlie, org, standin):
 def test_a_pending_top_up_has_no_receipt(as_alice, standin):
     as_alice.post("/billing/topup/", {"amount": "10"})
     assert as_alice.get(f"/billing/topups/{TopUp.objects.get().pk}/receipt/").status_code == 404
+
+
+@pytest.mark.parametrize("bounds", [{"TOPUP_MIN_USD": "1.234"}, {"TOPUP_MAX_USD": "ten"},
+                                    {"TOPUP_MIN_USD": "0"}, {"TOPUP_MIN_USD": "50", "TOPUP_MAX_USD": "20"}])
+def test_bounds_that_are_not_whole_cents_stop_the_process(bounds):
+    env = {**os.environ, **bounds, "DJANGO_SETTINGS_MODULE": "console.settings"}
+    out = subprocess.run([sys.executable, "-c", "from django.conf import settings; settings.TOPUP_MIN_USD"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "ImproperlyConfigured" in out.stderr and "TOPUP_M" in out.stderr

@@ -57,6 +57,7 @@ def index(request):
     for entry in page:
         entry.amount_usd = _signed(entry.amount)
         entry.balance_after_usd = usd(entry.balance_after)
+    returned = request.GET.get("topup")  # Stripe sent the payer back (says nothing about payment)
     topups = list(TopUp.objects.filter(organization=request.org)[:TOPUPS_SHOWN])
     for t in topups:
         t.amount_usd, t.refunded_usd = usd(t.amount), usd(t.refunded)
@@ -73,7 +74,7 @@ def index(request):
         "topup_min": settings.TOPUP_MIN_USD,
         "topup_max": settings.TOPUP_MAX_USD,
         "topups": topups,
-        "returned_from_stripe": request.GET.get("topup") if request.GET.get("topup") in ("success", "cancelled") else None,
+        "returned_from_stripe": returned if returned in ("success", "cancelled") else None,
     })
     if stripe_topups.enabled():
         # The top-up form's answer redirects to Stripe, which form-action must allow.
