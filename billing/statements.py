@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Sum
 
-from console.models import Organization
+from console.tenancy.models import Organization
 
 from .models import LedgerEntry
 from .money import ZERO, usd

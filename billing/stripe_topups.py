@@ -18,7 +18,7 @@ import stripe
 from django.conf import settings
 from django.db import transaction
 
-from console.models import Organization
+from console.tenancy.models import Organization
 
 from . import ledger
 from .models import TopUp

@@ -53,7 +53,7 @@ def test_reconcile_usage_reports_what_it_booked(db):
 
 
 def test_a_new_organization_starts_at_zero_unless_signup_credit_says_otherwise(db, settings):
-    from console.tenancy import create_organization
+    from console.tenancy.actions import create_organization
 
     assert Account.objects.get(organization=create_organization("Zero", "z@zero.example")).balance == 0
     settings.SIGNUP_CREDIT_USD = "5"

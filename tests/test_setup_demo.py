@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from billing.ledger import balance_of
-from console.models import Organization
+from console.tenancy.models import Organization
 from gateway.keys import find_key
 
 pytestmark = pytest.mark.django_db

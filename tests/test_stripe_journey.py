@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from billing.ledger import balance_of
-from console.models import Membership
+from console.tenancy.models import Membership
 from gateway.keys import mint_api_key
 from tests.billing_helpers import balance
 from tests.stripe_standin import event, sign, standin, stripe_server  # noqa: F401 (fixtures)

@@ -13,7 +13,7 @@ from django.db import connection
 from billing.ledger import balance_of
 from billing.models import LedgerEntry, TopUp
 from billing.stripe_topups import start_checkout
-from console.models import AuditEvent
+from console.tenancy.models import AuditEvent
 from tests.stripe_standin import WEBHOOK_SECRET, event, sign, standin, stripe_server  # noqa: F401 (fixtures)
 
 START = Decimal("100")  # the org fixture's credit

@@ -14,13 +14,12 @@ from django.views.decorators.http import require_POST
 
 from billing import stripe_topups
 from billing.ledger import BillingError, redeem as redeem_code
-from billing.models import Account, LedgerEntry, TopUp
 from billing.money import ZERO, usd
-from console.access import get_for_org, org_view
+from billing.queries import account_of, ledger_of, topups_of
+from console.pages.common import org_view
+from console.tenancy.access import get_for_org
+from console.tenancy.models import Membership
 from gateway.middleware import content_security_policy
-from console.models import Membership
-
-from . import billing_statements
 
 PAGE_SIZE = 50
 TOPUPS_SHOWN = 20
@@ -48,17 +47,17 @@ def _signed(amount: Decimal) -> str:
 
 @org_view(Membership.Role.OWNER)
 def index(request):
-    account = Account.objects.filter(organization=request.org).first()
+    account = account_of(request.org)
     balance = account.balance if account else ZERO
     credit_limit = account.credit_limit if account else ZERO
     available = balance + credit_limit
-    entries = LedgerEntry.objects.filter(account__organization=request.org).order_by("-id")
+    entries = ledger_of(request.org)
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     for entry in page:
         entry.amount_usd = _signed(entry.amount)
         entry.balance_after_usd = usd(entry.balance_after)
     returned = request.GET.get("topup")  # Stripe sent the payer back (says nothing about payment)
-    topups = list(TopUp.objects.filter(organization=request.org)[:TOPUPS_SHOWN])
+    topups = list(topups_of(request.org)[:TOPUPS_SHOWN])
     for t in topups:
         t.amount_usd, t.refunded_usd = usd(t.amount), usd(t.refunded)
     response = render(request, "console/billing/index.html", {
@@ -106,7 +105,7 @@ def topup(request):
 
 @org_view(Membership.Role.OWNER)
 def receipt(request, pk):
-    topup = get_for_org(TopUp.objects.exclude(status=TopUp.Status.PENDING), request.org, pk=pk)
+    topup = get_for_org(topups_of(request.org, settled_only=True), request.org, pk=pk)
     try:
         url = stripe_topups.receipt_url(topup)
     except stripe_topups.StripeUnavailable:
@@ -139,5 +138,4 @@ urlpatterns = [
     path("billing/redeem/", redeem, name="billing_redeem"),
     path("billing/topup/", topup, name="billing_topup"),
     path("billing/topups/<int:pk>/receipt/", receipt, name="billing_receipt"),
-    *billing_statements.urlpatterns,
 ]

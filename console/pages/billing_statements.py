@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from billing.money import usd
 from billing.statements import monthly_statement, statement_csv
-from console.access import org_view
-from console.models import Membership
+from console.pages.common import org_view
+from console.tenancy.models import Membership
 
 
 def _month(text: str) -> date:

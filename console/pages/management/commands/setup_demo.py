@@ -8,10 +8,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from console.models import Organization
-from console.tenancy import create_organization
 from billing.ledger import balance_of, credit
 from billing.money import usd
+from console.tenancy.actions import create_organization
+from console.tenancy.models import Organization
 from gateway.keys import find_key, key_status, mint_api_key, revoke_api_key
 from gateway.models import ApiKey
 
