@@ -160,7 +160,7 @@ class TopUp(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="topups")
     session_id = models.CharField(max_length=255, unique=True)
-    amount = MoneyField(help_text="what the session asks for; the credit is what Stripe says was paid")
+    amount = MoneyField(help_text="what the session asks for until paid, then what Stripe says was paid")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     payment_intent = models.CharField(max_length=255, blank=True, db_index=True)
     # Cumulative, like Stripe's charge.amount_refunded: each refund event debits only the rise.

@@ -133,8 +133,9 @@ def credit_session(session: dict) -> str:
         ledger.credit(organization.pk, paid, note=f"Stripe top-up {topup.session_id}",
                       reference=f"stripe:{topup.session_id}")
         topup.status = TopUp.Status.PAID
+        topup.amount = paid
         topup.payment_intent = session.get("payment_intent") or ""
-        topup.save(update_fields=["status", "payment_intent", "updated_at"])
+        topup.save(update_fields=["status", "amount", "payment_intent", "updated_at"])
     return "credited"
 
 

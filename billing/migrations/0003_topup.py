@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('session_id', models.CharField(max_length=255, unique=True)),
-                ('amount', billing.money.MoneyField(help_text='what the session asks for; the credit is what Stripe says was paid')),
+                ('amount', billing.money.MoneyField(help_text='what the session asks for until paid, then what Stripe says was paid')),
                 ('status', models.CharField(choices=[('pending', 'Pending'), ('paid', 'Paid'), ('refunded', 'Refunded')], default='pending', max_length=16)),
                 ('payment_intent', models.CharField(blank=True, db_index=True, max_length=255)),
                 ('refunded', billing.money.MoneyField(default=Decimal('0'))),
