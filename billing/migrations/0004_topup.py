@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0002_usagedailyrollup'),
+        ('billing', '0003_usage_status_and_quarantine'),
         ('console', '0004_organization_log_content'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
