@@ -31,6 +31,19 @@ SCENARIOS = [
 ]
 
 
+# Tests that start the Procfile's processes and load them with hundreds of connections:
+# two of them at once on CI's 2 cores starve each other into timeouts, so xdist
+# (--dist loadgroup, see the Makefile) runs them one after another on one worker.
+LOAD_TEST_MODULES = {"test_worker_model", "test_outages", "test_rate_limits", "test_web_server",
+                     "test_booking_poison_worker", "test_reconcile_worker", "test_settlement_outbox"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in LOAD_TEST_MODULES:
+            item.add_marker(pytest.mark.xdist_group("load"))
+
+
 @pytest.fixture(scope="session")
 def upstream():
     with MockUpstream() as mock:
