@@ -4,13 +4,19 @@ one Redis round trip each way (the embedded default runs the same scripts in pro
 import dataclasses
 import hashlib
 import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import openai
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from billing import charging, live, live_scripts
 from billing.models import UsageRecord
@@ -23,6 +29,7 @@ from gateway.models import ApiKey
 from gateway.resilience import RedisCooldowns
 from tests.live_threads import wait_until_idle
 
+ROOT = Path(__file__).resolve().parent.parent
 PRICES = charging.Prices(Decimal("0.27"), Decimal("1.10"), None)
 HELLO = [{"role": "user", "content": "Say hello"}]
 
@@ -199,3 +206,30 @@ def test_a_warm_request_makes_one_round_trip_before_the_upstream_and_one_after(g
     redis_trips.clear()
     chat()
     assert redis_trips == [("EVALSHA", sha(live_scripts.ADMIT)), "upstream", ("EVALSHA", sha(live_scripts.SETTLE))]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_credit_from_another_process_reaches_admission_within_the_cache_bound(other_org, settings):
+    """The credit command runs in its own process: with Redis it publishes to the shared
+    store, and the embedded default's in-process store reads the ledger again every
+    GATEWAY_CACHE_SECONDS."""
+    settings.GATEWAY_CACHE_SECONDS = 1
+    key = key_of(other_org)  # an organization with nothing to spend
+    with pytest.raises(charging.InsufficientBalance):
+        live.admit(key, request_id(), Decimal("1"))
+    db = connection.settings_dict
+    database_url = (f"sqlite:///{db['NAME']}" if connection.vendor == "sqlite" else
+                    f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}")
+    subprocess.run(
+        [sys.executable, "manage.py", "credit", "--tenant", other_org.slug, "5"], cwd=ROOT, check=True,
+        capture_output=True, env={**os.environ, "DATABASE_URL": database_url, "REDIS_URL": settings.REDIS_URL,
+                                  "BILLING_REDIS_PREFIX": settings.BILLING_REDIS_PREFIX},
+    )
+    credited = time.monotonic()
+    while True:
+        try:
+            live.admit(key, request_id(), Decimal("1"))
+            break
+        except charging.InsufficientBalance:
+            assert time.monotonic() - credited < settings.GATEWAY_CACHE_SECONDS + 1, "the credit never arrived"
+            time.sleep(0.05)
