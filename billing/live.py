@@ -143,7 +143,7 @@ def _live() -> _Store:
                 if settings.REDIS_URL:
                     _store = _Store(get_redis(), settings.BILLING_REDIS_PREFIX, embedded=False)
                 else:
-                    import fakeredis
+                    import fakeredis  # only the embedded default loads it
 
                     _store = _Store(fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True),
                                     settings.BILLING_REDIS_PREFIX, embedded=True)

@@ -20,7 +20,7 @@ from django.db import connection
 
 from billing import charging, live, live_scripts
 from billing.models import UsageRecord
-from billing.money import from_units
+from billing.money import from_units, to_units
 from billing.reconcile import reconcile
 from billing.redis_pool import get_redis
 from gateway import views
@@ -233,3 +233,17 @@ def test_a_credit_from_another_process_reaches_admission_within_the_cache_bound(
         except charging.InsufficientBalance:
             assert time.monotonic() - credited < settings.GATEWAY_CACHE_SECONDS + 1, "the credit never arrived"
             time.sleep(0.05)
+
+
+@pytest.mark.django_db
+def test_the_sweep_gives_back_the_holds_of_requests_that_never_settled(org, settings):
+    key = key_of(org, spend_limit=Decimal("5"))
+    abandoned, running = request_id(), request_id()
+    live.admit(key, abandoned, Decimal("2"))
+    settings.BILLING_RESERVATION_TTL_SECONDS = 7200
+    live.admit(key, running, Decimal("1"))
+    assert live.release_expired(time.time() + 3601) == 1  # only the first hold has expired
+    assert held(org) == Decimal("1")
+    assert live.client().hget(live.layout().key_spend(key.key_id), "held") == str(to_units(Decimal("1")))
+    assert live.release_expired(time.time() + 3601) == 0
+    assert live.outstanding_holds() == 1
