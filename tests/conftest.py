@@ -12,7 +12,7 @@ from django.core.cache import cache
 from billing import live
 from billing.ledger import credit
 
-from console.tenancy import create_organization
+from console.tenancy.actions import create_organization
 from gateway.catalog import forget_routes
 from gateway.catalog_loader import load_catalog
 from gateway.resilience import reset_cooldowns
