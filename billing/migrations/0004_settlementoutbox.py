@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0002_usagedailyrollup'),
+        ('billing', '0003_usage_status_and_quarantine'),
     ]
 
     operations = [
