@@ -295,6 +295,17 @@ GATEWAY_DEFAULT_TIMEOUT_SECONDS = env.float("GATEWAY_DEFAULT_TIMEOUT_SECONDS", d
 # have hundreds of streams open to one provider; connections beyond the pool are opened
 # as needed and closed after use.
 GATEWAY_UPSTREAM_POOL_SIZE = env.int("GATEWAY_UPSTREAM_POOL_SIZE", default=256)
+# The most bytes an upstream answer may take, as read and again as decoded (a small gzip
+# body can inflate to gigabytes); more is a 502 upstream_error, streamed or not.
+GATEWAY_MAX_UPSTREAM_BYTES = env.int("GATEWAY_MAX_UPSTREAM_BYTES", default=64 * 1024 * 1024)
+# Upstream calls read the variables every HTTP tool reads (lower case first, as curl and
+# urllib do): an outbound proxy, the hosts that bypass it, and certificate authorities
+# trusted besides the system's (an internal CA in front of a self-hosted model server).
+UPSTREAM_HTTPS_PROXY = env.str("https_proxy", default="") or env.str("HTTPS_PROXY", default="")
+UPSTREAM_HTTP_PROXY = env.str("http_proxy", default="") or env.str("HTTP_PROXY", default="")
+UPSTREAM_NO_PROXY = env.str("no_proxy", default="") or env.str("NO_PROXY", default="")
+UPSTREAM_CA_FILE = env.str("SSL_CERT_FILE", default="")
+UPSTREAM_CA_DIR = env.str("SSL_CERT_DIR", default="")
 GATEWAY_CACHE_SECONDS = env.int("GATEWAY_CACHE_SECONDS", default=5)
 # How long a process trusts its own memory of a key: the bound on how late another
 # process sees a revocation.
