@@ -304,6 +304,9 @@ GATEWAY_MAX_UPSTREAM_BYTES = env.int("GATEWAY_MAX_UPSTREAM_BYTES", default=64 * 
 UPSTREAM_HTTPS_PROXY = env.str("https_proxy", default="") or env.str("HTTPS_PROXY", default="")
 UPSTREAM_HTTP_PROXY = env.str("http_proxy", default="") or env.str("HTTP_PROXY", default="")
 UPSTREAM_NO_PROXY = env.str("no_proxy", default="") or env.str("NO_PROXY", default="")
+for _name, _proxy in (("HTTPS_PROXY", UPSTREAM_HTTPS_PROXY), ("HTTP_PROXY", UPSTREAM_HTTP_PROXY)):
+    if "://" in _proxy and not _proxy.startswith("http://"):
+        raise ImproperlyConfigured(f"{_name} must be an http:// proxy (host:port or http://user:pass@host:port)")
 UPSTREAM_CA_FILE = env.str("SSL_CERT_FILE", default="")
 UPSTREAM_CA_DIR = env.str("SSL_CERT_DIR", default="")
 GATEWAY_CACHE_SECONDS = env.int("GATEWAY_CACHE_SECONDS", default=5)
