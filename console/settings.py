@@ -161,8 +161,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif _under_gevent():
     # Django keeps a connection per thread, and gevent makes every greenlet a thread: one
     # persistent connection per open stream would exhaust PostgreSQL. A per-process pool
-    # serves all greenlets instead (the warm API path never touches the database).
+    # serves all greenlets instead (the warm API path never touches the database). With
+    # health checks on, Django has the pool check a connection as it is handed out
+    # (psycopg_pool's check_connection), so one PostgreSQL dropped while idle is replaced
+    # instead of failing the request that drew it.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1, "max_size": env.int("DATABASE_POOL_SIZE", default=10), "timeout": 10,
     }
@@ -289,6 +293,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 # Request hardening on /v1 (docs/deploy.md): deeper JSON or more messages get a 400.
 GATEWAY_MAX_JSON_DEPTH = env.int("GATEWAY_MAX_JSON_DEPTH", default=64)
 GATEWAY_MAX_MESSAGES = env.int("GATEWAY_MAX_MESSAGES", default=2048)
+# The web server (console/web_worker.py) closes a connection whose request line and headers
+# have not all arrived this long after it was accepted or its previous answer ended.
+GATEWAY_HEADER_TIMEOUT_SECONDS = env.float("GATEWAY_HEADER_TIMEOUT_SECONDS", default=30.0)
+if GATEWAY_HEADER_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("GATEWAY_HEADER_TIMEOUT_SECONDS must be a number of seconds above 0")
 GATEWAY_CONNECT_TIMEOUT_SECONDS = env.float("GATEWAY_CONNECT_TIMEOUT_SECONDS", default=10.0)
 GATEWAY_DEFAULT_TIMEOUT_SECONDS = env.float("GATEWAY_DEFAULT_TIMEOUT_SECONDS", default=60.0)
 # Idle keep-alive connections kept per upstream origin and process. A gevent worker can

@@ -8,6 +8,7 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 100
 MAX_LINE_BYTES = 4096  # a chunk-size or trailer line
 RECV_BYTES = 65536
+DECODE_STEP_BYTES = 1024 * 1024
 
 
 class ProtocolError(Exception):
@@ -245,6 +246,9 @@ class Response:
                 size += len(block)
                 if limit is not None and size >= limit:
                     break
+        except BaseException:
+            pieces.clear()  # the traceback keeps this frame alive while the caller retries
+            raise
         finally:
             self.close()
         body = b"".join(pieces)
@@ -259,21 +263,26 @@ class Response:
 
 def _decoded(blocks, encoding: str, limit: int):
     """Decode a body as it arrives, refusing it once it would decode to over `limit` bytes
-    (a few hundred kilobytes of gzip can hold gigabytes)."""
+    (a few hundred kilobytes of gzip can hold gigabytes). Inflated DECODE_STEP_BYTES at a
+    time, so a bomb costs the cap and not a multiple of it in zlib's growing buffers."""
     decoder, produced = None, 0
     for block in blocks:
         if decoder is None:
             decoder = _decoder(encoding, block)
-        try:
-            # Never more than one byte past the limit, however much this block inflates to.
-            out = decoder.decompress(block, limit - produced + 1)
-        except zlib.error:
-            raise ProtocolError("a body that does not decode")
-        produced += len(out)
-        if produced > limit:
-            raise AnswerTooLarge(f"the answer decodes to over {limit} bytes")
-        if out:
-            yield out
+        while True:
+            step = min(limit - produced + 1, DECODE_STEP_BYTES)  # never more than a byte past the cap
+            try:
+                out = decoder.decompress(block, step)
+            except zlib.error:
+                raise ProtocolError("a body that does not decode")
+            produced += len(out)
+            if produced > limit:
+                raise AnswerTooLarge(f"the answer decodes to over {limit} bytes")
+            if out:
+                yield out
+            block = decoder.unconsumed_tail
+            if not block and len(out) < step:
+                break  # this block is decoded; a full step may have left output pending
     if decoder is not None and (rest := decoder.flush()):
         if produced + len(rest) > limit:
             raise AnswerTooLarge(f"the answer decodes to over {limit} bytes")
