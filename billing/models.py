@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-from console.models import Organization
+from console.tenancy.models import Organization
 
 from .money import ZERO, MoneyField, usd
 

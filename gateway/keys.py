@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from console import audit
-from console.models import Organization
+from console.tenancy import audit
+from console.tenancy.models import Organization
 
 from . import key_cache
 from .models import ApiKey

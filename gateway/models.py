@@ -3,7 +3,7 @@ from django.db import models
 from django.utils import timezone
 
 from billing.money import MoneyField
-from console.models import Organization
+from console.tenancy.models import Organization
 
 PRICE = {"max_digits": 20, "decimal_places": 10}  # USD per 1,000,000 tokens
 

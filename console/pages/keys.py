@@ -13,15 +13,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from console.access import get_for_org, has_role, org_view
-from console.forms_keys import CreateKeyForm, RenameKeyForm
-from console.models import Membership
+from console.pages.common import org_view
+from console.pages.forms_keys import CreateKeyForm, RenameKeyForm
+from console.tenancy.access import get_for_org, has_role
+from console.tenancy.models import Membership
 from gateway.keys import create_api_key, key_status, rename_api_key, revoke_api_key
 from gateway.models import ApiKey
-
-
-def console_keys():
-    return ApiKey.objects.exclude(kind=ApiKey.Kind.PLAYGROUND).select_related("created_by")
+from gateway.queries import managed_keys
 
 
 def can_manage(request, key: ApiKey) -> bool:
@@ -29,7 +27,7 @@ def can_manage(request, key: ApiKey) -> bool:
 
 
 def key_for_change(request, pk: int) -> ApiKey:
-    key = get_for_org(console_keys(), request.org, pk=pk)
+    key = get_for_org(managed_keys(), request.org, pk=pk)
     if not can_manage(request, key):
         raise PermissionDenied("Members may change only the keys they created.")
     return key
@@ -44,7 +42,7 @@ def with_status(request, key: ApiKey, now) -> ApiKey:
 @org_view()
 def index(request):
     now = timezone.now()
-    rows = console_keys().filter(organization=request.org).order_by("-created_at", "-pk")
+    rows = managed_keys().filter(organization=request.org).order_by("-created_at", "-pk")
     keys = [with_status(request, key, now) for key in rows]
     return render(request, "console/keys/index.html", {"title": "API keys", "keys": keys, "form": CreateKeyForm()})
 
@@ -70,7 +68,7 @@ def create(request):
 
 @org_view()
 def detail(request, pk):
-    key = with_status(request, get_for_org(console_keys(), request.org, pk=pk), timezone.now())
+    key = with_status(request, get_for_org(managed_keys(), request.org, pk=pk), timezone.now())
     form = RenameKeyForm(initial={"name": key.name})
     return render(request, "console/keys/detail.html", {"title": key.name or "API key", "key": key, "form": form})
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from console.models import Organization
+from console.tenancy.models import Organization
 from gateway.keys import mint_api_key
 
 
