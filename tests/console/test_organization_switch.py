@@ -2,7 +2,7 @@
 
 import pytest
 
-from console.models import Membership
+from console.tenancy.models import Membership
 
 pytestmark = pytest.mark.django_db
 
