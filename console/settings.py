@@ -66,7 +66,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # TLS is usually ended by the proxy in front, so plain HTTP on loopback must keep working
-# unless the operator asks for the redirect; secure cookies and HSTS follow the same switch.
+# unless the operator asks for the redirect; HSTS and always-secure cookies follow the same
+# switch. Without it, cookies are still Secure on answers to HTTPS requests
+# (console/secure_cookies.py), as the proxy reports them once trusted (TRUST_X_FORWARDED_PROTO).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
 CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
@@ -114,6 +116,7 @@ MIDDLEWARE = [
     "gateway.middleware.GatewayHeaderGuardMiddleware",
     "gateway.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "console.secure_cookies.SecureCookiesOverHttpsMiddleware",  # before every middleware that sets cookies
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
