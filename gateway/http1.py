@@ -100,12 +100,13 @@ class Pool:
         server is silent for `read_timeout`, ProtocolError or OSError when the exchange
         breaks, ValueError for a URL or header that cannot be sent."""
         origin, target, host = _target(url)
-        proxy = self._proxy(origin)
-        if proxy is not None and origin[0] == "http":
-            target = f"http://{host}{target}"  # absolute-form: the proxy forwards it
-        lines = [f"POST {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
-        if proxy is not None and origin[0] == "http" and proxy.authorization:
-            lines.append(f"Proxy-Authorization: {proxy.authorization}")
+        proxy = self._proxy(origin) if self._proxies else None
+        if proxy is not None and origin[0] == "http":  # absolute-form: the proxy forwards it
+            lines = [f"POST http://{host}{target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
+            if proxy.authorization:
+                lines.append(f"Proxy-Authorization: {proxy.authorization}")
+        else:
+            lines = [f"POST {target} HTTP/1.1", f"Host: {host}", f"Content-Length: {len(body)}"]
         names = set()
         for name, value in headers.items():
             value = str(value)
@@ -145,8 +146,6 @@ class Pool:
         return resp
 
     def _proxy(self, origin) -> Proxy | None:
-        if self._proxies is None:
-            return None
         if origin not in self._proxy_of:
             self._proxy_of[origin] = self._proxies.for_origin(origin)
         return self._proxy_of[origin]

@@ -92,6 +92,10 @@ class ProxyRoutes:
         self._by_scheme = {"https": Proxy.from_url(https_proxy), "http": Proxy.from_url(http_proxy)}
         self._bypass = _Bypass(no_proxy)
 
+    def __bool__(self) -> bool:
+        """False when no proxy is configured at all: the pool then skips the question."""
+        return any(self._by_scheme.values())
+
     def for_origin(self, origin: tuple) -> Proxy | None:
         scheme, hostname, port = origin
         proxy = self._by_scheme[scheme]

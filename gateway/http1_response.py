@@ -80,11 +80,11 @@ class Response:
 
     def _recv(self) -> bytes:
         data = self._recv_or_end()
-        if not data:
-            if not self._received:
-                raise ClosedBeforeAnswer("the server closed the connection without answering")
-            raise ProtocolError("the server closed the connection in the middle of an answer")
-        return data
+        if data:
+            return data
+        if not self._received:
+            raise ClosedBeforeAnswer("the server closed the connection without answering")
+        raise ProtocolError("the server closed the connection in the middle of an answer")
 
     def _recv_or_end(self) -> bytes:
         """The next bytes from the connection, b"" once the server has closed it."""

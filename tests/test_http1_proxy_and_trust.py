@@ -243,3 +243,12 @@ def test_the_environment_reaches_the_client_through_settings(internal_server, in
 def test_an_upstream_behind_an_untrusted_certificate_is_an_upstream_error(internal_server):
     with pytest.raises(UpstreamError, match="^Could not reach the upstream provider.$"):
         upstream.post(internal_server.url("localhost", "https"), b"{}", {}, read_timeout=2, stream=False)
+
+
+def test_a_proxy_the_client_cannot_speak_stops_the_process():
+    env = {**os.environ, "HTTPS_PROXY": "https://proxy.corp:3128"}
+    env.pop("https_proxy", None)
+    done = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode != 0
+    assert "HTTPS_PROXY must be an http:// proxy" in done.stderr
