@@ -139,6 +139,23 @@ def test_a_stream_slower_than_the_header_timeout_is_not_cut(catalog, org):
         assert parts[-1].usage is not None
 
 
+def test_worker_connections_bound_the_requests_in_progress_not_the_connections_held(catalog, org):
+    load_catalog(catalog_yaml(catalog.base_url, timeout=10))  # the mock pauses 3 s mid-stream
+    _, secret = mint_api_key(org)
+    with procfile_web(workers=1, GUNICORN_WORKER_CONNECTIONS="1") as base:
+        with socket.create_connection(("127.0.0.1", port_of(base))) as idle:
+            assert requests.get(f"{base}/healthz", timeout=5).status_code == 200  # the idle one holds no slot
+            client = openai.OpenAI(base_url=f"{base}/v1", api_key=secret, max_retries=0, timeout=30)
+            stream = client.chat.completions.create(model="mock:slow-stream", messages=HELLO, stream=True)
+            next(iter(stream))  # the one slot is taken until the stream ends, 3 s from now
+            started = time.monotonic()
+            assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
+            assert time.monotonic() - started > 1.5  # it waited for the slot
+            list(stream)
+            idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+
+
 def test_a_database_connection_that_died_in_the_pool_is_replaced_before_use():
     with procfile_web(workers=1) as base:
         assert requests.get(f"{base}/readyz", timeout=10).status_code == 200  # the pool holds a connection now
