@@ -6,8 +6,9 @@ traffic:
 - A connection must send its request line and headers within
   GATEWAY_HEADER_TIMEOUT_SECONDS of being accepted, or of the end of its previous answer
   (the idle keep-alive wait); otherwise it is closed. One deadline for the whole head,
-  so trickling a byte at a time buys nothing. Bodies and answers have no such deadline:
-  a slow stream is never cut (a client trickling its body is the proxy's to drop).
+  so trickling a byte at a time buys nothing. After the head, the same number bounds each
+  single wait on the client (a body that stops coming, a client that stops reading), never
+  the request as a whole: a slow stream is never cut.
 - GUNICORN_WORKER_CONNECTIONS bounds the requests a worker serves at once, not the
   connections it holds: a connection that has not finished its headers takes no request
   slot, so thousands of them never keep a request from being served. Connections are
@@ -53,6 +54,10 @@ class HeaderTimeoutHandler(PyWSGIHandler):
             super().handle_one_response()
 
     def handle(self):
+        # Every single wait on the client is bounded as well: a body that stops coming, or
+        # a client that stops reading its answer, for that long ends the connection. An
+        # answer that is slow to come from upstream waits on nothing here, so it goes on.
+        self.socket.settimeout(self.server.header_timeout)
         try:
             super().handle()  # closes the connection whichever way it ends
         except HeadDeadline as deadline:

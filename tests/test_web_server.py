@@ -102,7 +102,7 @@ def test_thousands_of_idle_connections_never_stop_others_and_are_closed_after_th
                 sock.close()
 
 
-def test_a_head_trickled_a_byte_at_a_time_and_an_idle_kept_alive_connection_are_closed():
+def test_a_trickled_head_an_idle_kept_alive_connection_and_a_stalled_body_are_closed():
     with procfile_web(workers=1, GATEWAY_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT)) as base:
         with socket.create_connection(("127.0.0.1", port_of(base))) as trickler, \
                 socket.create_connection(("127.0.0.1", port_of(base))) as kept_alive:
@@ -124,6 +124,10 @@ def test_a_head_trickled_a_byte_at_a_time_and_an_idle_kept_alive_connection_are_
                     break
             assert closed_at is not None and closed_at < HEADER_TIMEOUT + 1
             assert closed_within([kept_alive], HEADER_TIMEOUT + 1) == 1
+        with socket.create_connection(("127.0.0.1", port_of(base))) as body_staller:
+            body_staller.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                 b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\": ")
+            assert closed_within([body_staller], HEADER_TIMEOUT + 3) == 1  # its slot is not held for ever
 
 
 def test_a_stream_slower_than_the_header_timeout_is_not_cut(catalog, org):
