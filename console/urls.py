@@ -3,7 +3,8 @@ from django.urls import include, path
 
 from gateway import observability
 
-from .pages import audit, billing, dashboard, home, keys, members, models, organizations, playground, quickstart, usage
+from .pages import (audit, billing, billing_statements, dashboard, home, keys, members, models, organizations, playground,
+                    quickstart, usage)
 
 urlpatterns = [
     path("v1/", include("gateway.urls")),
@@ -12,11 +13,13 @@ urlpatterns = [
     path("metrics", observability.metrics_view),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("billing/stripe/", include("billing.urls")),
     *home.urlpatterns,
     *dashboard.urlpatterns,
     *keys.urlpatterns,
     *usage.urlpatterns,
     *billing.urlpatterns,
+    *billing_statements.urlpatterns,
     *models.urlpatterns,
     *quickstart.urlpatterns,
     *playground.urlpatterns,
