@@ -42,3 +42,11 @@ def usage_by_model(org, since) -> list[dict]:
                   completion_tokens=Sum("completion_tokens"), cost=Sum("cost"))
         .order_by("-cost", "model")
     )
+
+
+def usage_totals(records) -> dict:
+    """Requests, prompt and completion tokens and cost (Decimal USD) over a queryset of
+    usage records, such as a filtered page's; zeros for none."""
+    totals = records.order_by().aggregate(requests=Count("id"), prompt_tokens=Sum("prompt_tokens"),
+                                          completion_tokens=Sum("completion_tokens"), cost=Sum("cost"))
+    return {name: value or 0 for name, value in totals.items()}
