@@ -6,12 +6,15 @@ from django.urls import path
 
 from billing.money import usd
 from console.pages.common import org_view
-from gateway.availability import model_availability, serves_chat
+from gateway.availability import AVAILABLE, COOLING_DOWN, DISABLED, NOT_CONFIGURED, model_availability, serves_chat
 from gateway.queries import catalog_models
 
 
 def _price(value):
     return None if value is None else usd(value)
+
+
+LISTED_FIRST = [AVAILABLE, COOLING_DOWN, NOT_CONFIGURED, DISABLED]
 
 
 @org_view()
@@ -29,7 +32,7 @@ def index(request):
         }
         for m in catalog_models()
     ]
-    rows.sort(key=lambda row: not row["availability"].usable)  # stable: catalog order within each group
+    rows.sort(key=lambda row: LISTED_FIRST.index(row["availability"].status))  # stable: catalog order within
     return render(request, "console/models/index.html", {
         "title": "Models", "models": rows, "usable": sum(row["availability"].usable for row in rows),
     })
