@@ -3,7 +3,9 @@ from django.urls import include, path
 
 from gateway import observability
 
-from .pages import audit, billing, dashboard, errors, home, keys, members, models, organizations, playground, quickstart, signup, usage
+from .pages import (
+    audit, billing, dashboard, errors, home, keys, members, models, organizations, playground, quickstart, signup, usage,
+)
 
 urlpatterns = [
     path("v1/", include("gateway.urls")),

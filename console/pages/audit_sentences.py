@@ -46,8 +46,8 @@ SENTENCES = {
     "key.renamed": lambda d, t: f"Renamed API key {t}… from “{d.get('old_name') or 'unnamed'}” to "
                                 f"“{d.get('new_name') or 'unnamed'}”",
     "key.revoked": lambda d, t: f"Revoked API key {_key(d, t)}",
-    "member.invited": lambda d, t: f"Invited {t} as {d.get('role', 'member')}"
-                                   + (", replacing their earlier invitation" if d.get("replaced_open_invitation") else ""),
+    "member.invited": lambda d, t: f"Invited {t} as {d.get('role', 'member')}" + (
+        ", replacing their earlier invitation" if d.get("replaced_open_invitation") else ""),
     "invitation.revoked": lambda d, t: f"Withdrew the invitation of {t} (as {d.get('role', 'member')})",
     "invitation.accepted": lambda d, t: f"{t} accepted the invitation and joined as {d.get('role', 'member')}",
     "invitation.declined": lambda d, t: f"{t} declined the invitation",
