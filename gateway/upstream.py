@@ -64,7 +64,7 @@ def has_key(route) -> bool:
     without logging or raising: for pages and listings that show what can work."""
     if route.api_key_env:
         return bool(os.environ.get(route.api_key_env))
-    return not route.api_key_encrypted or decrypt(route.api_key_encrypted) is not None
+    return not route.api_key_encrypted or bool(decrypt(route.api_key_encrypted))
 
 
 def read_timeout(route) -> float:
