@@ -4,7 +4,7 @@ what they show instead of querying billing tables themselves."""
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 
-from .models import Account, LedgerEntry, UsageRecord
+from .models import Account, LedgerEntry, TopUp, UsageRecord
 
 
 def account_of(org) -> Account | None:
@@ -50,3 +50,9 @@ def usage_totals(records) -> dict:
     totals = records.order_by().aggregate(requests=Count("id"), prompt_tokens=Sum("prompt_tokens"),
                                           completion_tokens=Sum("completion_tokens"), cost=Sum("cost"))
     return {name: value or 0 for name, value in totals.items()}
+
+
+def topups_of(org, *, settled_only: bool = False):
+    """The organization's Stripe top-ups, newest first; `settled_only`: paid or refunded."""
+    topups = TopUp.objects.filter(organization=org)
+    return topups.exclude(status=TopUp.Status.PENDING) if settled_only else topups

@@ -4,7 +4,8 @@ from django.urls import include, path
 from gateway import observability
 
 from .pages import (
-    audit, billing, dashboard, errors, home, keys, members, models, organizations, playground, quickstart, signup, usage,
+    audit, billing, billing_statements, dashboard, errors, home, keys, members, models, organizations, playground,
+    quickstart, signup, usage,
 )
 
 urlpatterns = [
@@ -15,11 +16,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     *signup.urlpatterns,
     path("accounts/", include("allauth.urls")),
+    path("billing/stripe/", include("billing.urls")),
     *home.urlpatterns,
     *dashboard.urlpatterns,
     *keys.urlpatterns,
     *usage.urlpatterns,
     *billing.urlpatterns,
+    *billing_statements.urlpatterns,
     *models.urlpatterns,
     *quickstart.urlpatterns,
     *playground.urlpatterns,
