@@ -44,6 +44,14 @@ def usage_by_model(org, since) -> list[dict]:
     )
 
 
+def usage_totals(records) -> dict:
+    """Requests, prompt and completion tokens and cost (Decimal USD) over a queryset of
+    usage records, such as a filtered page's; zeros for none."""
+    totals = records.order_by().aggregate(requests=Count("id"), prompt_tokens=Sum("prompt_tokens"),
+                                          completion_tokens=Sum("completion_tokens"), cost=Sum("cost"))
+    return {name: value or 0 for name, value in totals.items()}
+
+
 def topups_of(org, *, settled_only: bool = False):
     """The organization's Stripe top-ups, newest first; `settled_only`: paid or refunded."""
     topups = TopUp.objects.filter(organization=org)

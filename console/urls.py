@@ -3,8 +3,10 @@ from django.urls import include, path
 
 from gateway import observability
 
-from .pages import (audit, billing, billing_statements, dashboard, home, keys, members, models, organizations, playground,
-                    quickstart, usage)
+from .pages import (
+    audit, billing, billing_statements, dashboard, errors, home, keys, members, models, organizations, playground,
+    quickstart, signup, usage,
+)
 
 urlpatterns = [
     path("v1/", include("gateway.urls")),
@@ -12,6 +14,7 @@ urlpatterns = [
     path("readyz", observability.readyz),
     path("metrics", observability.metrics_view),
     path("admin/", admin.site.urls),
+    *signup.urlpatterns,
     path("accounts/", include("allauth.urls")),
     path("billing/stripe/", include("billing.urls")),
     *home.urlpatterns,
@@ -28,4 +31,7 @@ urlpatterns = [
     *audit.urlpatterns,
 ]
 
-handler500 = "console.pages.home.server_error"
+# In the layout for people, in the JSON envelope on /v1 and /api (console.pages.errors).
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error

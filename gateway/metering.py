@@ -106,8 +106,8 @@ class Charge:
             )
         except charging.InsufficientBalance as e:
             raise InsufficientQuota(
-                f"Your prepaid balance cannot cover this request: it may cost up to {e.needed} USD and "
-                f"{max(e.available, 0)} USD is available. Add credit, or lower max_tokens."
+                f"Your prepaid balance cannot cover this request: it may cost up to {usd(e.needed)} USD and "
+                f"{usd(max(e.available, 0))} USD is available. Add credit, or lower max_tokens."
             )
         window = admitted.window
         headers = headers_for(key.rpm_limit, key.tpm_limit, window) if window else {}

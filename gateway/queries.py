@@ -31,3 +31,9 @@ def newest_active_key(org):
         .order_by("-created_at", "-pk")
         .first()
     )
+
+
+def catalog_models():
+    """Every catalog model, disabled ones too, so pages can say which ones cannot work
+    (see gateway.availability)."""
+    return CatalogModel.objects.select_related("provider").order_by("provider__slug", "name")

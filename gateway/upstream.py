@@ -65,6 +65,14 @@ def api_key_for(route) -> str | None:
     return value
 
 
+def has_key(route) -> bool:
+    """Whether api_key_for would find the provider's key (or the provider needs none),
+    without logging or raising: for pages and listings that show what can work."""
+    if route.api_key_env:
+        return bool(os.environ.get(route.api_key_env))
+    return not route.api_key_encrypted or bool(decrypt(route.api_key_encrypted))
+
+
 def read_timeout(route) -> float:
     return route.timeout_seconds or settings.GATEWAY_DEFAULT_TIMEOUT_SECONDS
 

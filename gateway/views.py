@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from . import openapi, pipeline
 from .auth import ApiKeyAuthentication
+from .availability import NOT_CONFIGURED, model_availability
 from .catalog import models_for_key, resolve_route
 from .encoding import encode
 from .errors import GatewayError, envelope_response
@@ -62,7 +63,8 @@ def _model_object(model) -> dict:
 class ModelListView(ApiView):
     @openapi.model_list
     def get(self, request):
-        models = models_for_key(request.auth)
+        # A model whose provider has no key can only answer 502: callers are not offered it.
+        models = [m for m in models_for_key(request.auth) if model_availability(m).status != NOT_CONFIGURED]
         return json_response({"object": "list", "data": [_model_object(m) for m in models]})
 
 

@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.urls import path
 
+from console.pages.audit_sentences import describe
 from console.pages.common import org_view
 from console.tenancy.audit import ACTIONS
 from console.tenancy.models import AuditEvent, Membership
@@ -26,6 +27,7 @@ def index(request):
     page = Paginator(events.order_by("-created_at", "-pk"), PAGE_SIZE).get_page(request.GET.get("page"))
     for event in page:
         event.label = ACTIONS.get(event.action, event.action)
+        event.sentence = describe(event, event.label)
     return render(request, "console/audit/index.html", {
         "title": "Audit log", "form": form, "page": page, "filtering": bool(action),
     })

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from billing.models import UsageRecord
 from billing.money import usd
-from billing.queries import usage_of
+from billing.queries import usage_of, usage_totals
 from console.pages.common import org_view
 from console.pages.filters_usage import STATUSES, UsageFilterForm, filtered_usage
 from console.tenancy.access import get_for_org
@@ -38,17 +38,35 @@ def _for_display(record: UsageRecord) -> UsageRecord:
     return record
 
 
+def searched_id(request) -> str:
+    return request.GET.get("request_id", "").strip()[:100]
+
+
+def shown_usage(request, form: UsageFilterForm):
+    """The filtered records, narrowed to one request when its id is searched for (an exact
+    match inside this organization: another tenant's id finds nothing)."""
+    records = filtered_usage(request.org, form)
+    wanted = searched_id(request)
+    return records.filter(request_id=wanted) if wanted else records
+
+
 @org_view()
 def index(request):
     form = UsageFilterForm(request.GET, org=request.org)
-    page = Paginator(filtered_usage(request.org, form), PAGE_SIZE).get_page(request.GET.get("page"))
+    records = shown_usage(request, form)
+    page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
     for record in page:
         _for_display(record)
+    totals = usage_totals(records) if page.object_list else None
+    if totals:
+        totals["cost_usd"] = usd(totals["cost"])
     return render(request, "console/usage/index.html", {
         "title": "Usage",
         "form": form,
+        "request_id": searched_id(request),
         "page": page,
-        "filtering": form.is_filtering(),
+        "totals": totals,
+        "filtering": form.is_filtering() or bool(searched_id(request)),
         "has_any": bool(page.object_list) or usage_of(request.org).exists(),
     })
 
@@ -81,7 +99,7 @@ def _csv_row(r: UsageRecord) -> list:
 @org_view()
 def export(request):
     form = UsageFilterForm(request.GET, org=request.org)
-    records = filtered_usage(request.org, form)
+    records = shown_usage(request, form)
     writer = csv.writer(_Echo())
 
     def rows():

@@ -12,38 +12,45 @@
   var prompt = document.getElementById("prompt");
   var sendButton = document.getElementById("send");
   var clearButton = document.getElementById("clear");
+  var systemPrompt = document.getElementById("system");
+  var temperature = document.getElementById("temperature");
+  var maxTokens = document.getElementById("max_tokens");
   var answer = document.getElementById("answer");
   var usageLine = document.getElementById("usage");
-  var errorBox = document.getElementById("error");
   var statusLine = document.getElementById("status");
 
-  var messages = []; // the conversation so far, as the API takes it
+  var messages = []; // the conversation so far (without the system prompt), as the API takes it
   var busy = false;
+  var failedTurn = null; // the last message that failed, shown with its error until the next send
 
   var PLAIN_WORDS = {
     insufficient_quota: "Your organization's balance is too low for this request. Add credit on the Billing page, then try again.",
     rate_limit_exceeded: "Too many requests right now. Wait a moment and try again.",
-    model_not_found: "This model is not available any more. Reload the page to see the current models.",
     upstream_timeout: "The model's provider took too long to answer. Try again, or pick another model.",
-    upstream_error: "The model's provider failed to answer. Try again, or pick another model.",
     request_too_large: "The conversation is too long. Clear it and start again."
   };
-
-  function showError(text, code) {
-    errorBox.textContent = text;
-    if (code === "insufficient_quota" && billingUrl) {
-      var link = document.createElement("a");
-      link.href = billingUrl;
-      link.textContent = "Go to Billing";
-      errorBox.appendChild(document.createTextNode(" "));
-      errorBox.appendChild(link);
-    }
-    errorBox.hidden = false;
-  }
+  // Other errors (the provider not configured, a model not found, a setting out of range)
+  // come with a message that already says what is wrong; it is shown as it is.
 
   function errorFromEnvelope(envelope) {
     var error = (envelope && envelope.error) || {};
     return { text: PLAIN_WORDS[error.code] || error.message || "The request failed.", code: error.code };
+  }
+
+  // The error under the message it belongs to, in the conversation.
+  function showError(turn, failure) {
+    var box = document.createElement("p");
+    box.className = "message error";
+    box.setAttribute("role", "alert");
+    box.textContent = failure.text;
+    if (failure.code === "insufficient_quota" && billingUrl) {
+      var link = document.createElement("a");
+      link.href = billingUrl;
+      link.textContent = "Go to Billing";
+      box.appendChild(document.createTextNode(" "));
+      box.appendChild(link);
+    }
+    turn.appendChild(box);
   }
 
   function addTurn(role, text) {
@@ -51,11 +58,10 @@
     if (empty) empty.remove();
     var turn = document.createElement("div");
     turn.className = "turn turn-" + role;
-    turn.style.margin = "0 0 12px";
     var who = document.createElement("strong");
     who.textContent = role === "user" ? "You" : modelSelect.value;
     var body = document.createElement("div");
-    body.style.whiteSpace = "pre-wrap";
+    body.className = "turn-text";
     body.textContent = text;
     turn.appendChild(who);
     turn.appendChild(body);
@@ -65,9 +71,27 @@
 
   function showUsage(usage) {
     var parts = [usage.prompt_tokens + " prompt + " + usage.completion_tokens + " completion tokens"];
-    if (usage.cost !== undefined) parts.push(String(usage.cost) + " USD");
+    if (usage.cost !== undefined) parts.push(plainDecimal(usage.cost) + " USD");
     usageLine.textContent = "Last answer: " + parts.join(" · ");
     usageLine.hidden = false;
+  }
+
+  // Costs are whole picodollars; JSON numbers below 1e-6 would print as "9e-7".
+  function plainDecimal(value) {
+    var text = Number(value).toFixed(12);
+    return text.indexOf(".") === -1 ? text : text.replace(/0+$/, "").replace(/\.$/, "");
+  }
+
+  function settings() {
+    var chosen = {};
+    if (temperature.value !== "") chosen.temperature = Number(temperature.value);
+    if (maxTokens.value !== "") chosen.max_tokens = Number(maxTokens.value);
+    return chosen;
+  }
+
+  function conversation() {
+    var system = systemPrompt.value.trim();
+    return system ? [{ role: "system", content: system }].concat(messages) : messages;
   }
 
   function setBusy(value) {
@@ -98,7 +122,7 @@
   }
 
   async function send(text) {
-    errorBox.hidden = true;
+    if (failedTurn) { failedTurn.remove(); failedTurn = null; } // this send is its retry
     messages.push({ role: "user", content: text });
     var userTurn = addTurn("user", text);
     var reply = null;
@@ -111,11 +135,10 @@
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken, Accept: "text/event-stream" },
-        body: JSON.stringify({ model: modelSelect.value, messages: messages })
+        body: JSON.stringify(Object.assign({ model: modelSelect.value, messages: conversation() }, settings()))
       });
       var type = response.headers.get("Content-Type") || "";
       if (type.indexOf("text/event-stream") === 0) {
-        reply = addTurn("assistant", "");
         await readEvents(response, function (data) {
           if (data === "[DONE]") { finished = true; return false; }
           var event;
@@ -124,7 +147,8 @@
           (event.choices || []).forEach(function (choice) {
             if (choice.delta && typeof choice.delta.content === "string") content += choice.delta.content;
           });
-          reply.body.textContent = content;
+          if (content && !reply) reply = addTurn("assistant", ""); // no empty card before the first word
+          if (reply) reply.body.textContent = content;
           if (event.usage) showUsage(event.usage);
         });
         if (!finished && !failed) failed = { text: "The answer was cut off before it ended." };
@@ -139,12 +163,14 @@
       failed = { text: "Could not reach the server. Check your connection and try again." };
     }
     if (failed) {
-      // Keep the conversation as it was before this message, so a retry starts clean.
+      // The message stays on screen with its error, and in the box for a retry; the
+      // conversation sent next time is the one before it.
       messages.pop();
-      userTurn.turn.remove();
       if (reply) reply.turn.remove();
+      userTurn.turn.classList.add("turn-failed");
+      showError(userTurn.turn, failed);
+      failedTurn = userTurn.turn;
       prompt.value = text;
-      showError(failed.text, failed.code);
     } else {
       messages.push({ role: "assistant", content: content });
     }
@@ -176,7 +202,7 @@
     empty.textContent = "The conversation appears here.";
     answer.appendChild(empty);
     usageLine.hidden = true;
-    errorBox.hidden = true;
+    failedTurn = null;
     prompt.value = "";
     prompt.focus();
   });

@@ -2,7 +2,8 @@
 confirm the email, create an API key, call the gateway with the official SDK, find the
 request on the usage page, revoke the key, and see the SDK refused.
 
-With SCREENSHOTS=1 it also writes docs/screenshots/<page>.png of every console page:
+With SCREENSHOTS=1 it also writes docs/screenshots/<page>.png of the pages it visits
+(test_console_pages.py takes the rest):
     SCREENSHOTS=1 .venv/bin/python -m pytest tests/browser -p no:xdist
 """
 
@@ -182,16 +183,14 @@ def test_new_customer_journey(page, live_server, catalog, mailoutbox):
     shown_cost = displayed_amount(shown.inner_text())
     # The page may round for display, but never to another amount.
     assert cost.quantize(shown_cost) == shown_cost, f"usage shows {shown.inner_text()!r}, charged {cost}"
-    screenshot(page, "usage")
 
     visit(page, base, "/dashboard/")
     screenshot(page, "dashboard")
     screenshot(page, "dashboard-phone", viewport=PHONE)
-    for name in ("models", "quickstart"):
-        visit(page, base, f"/{name}/")
-        screenshot(page, name)
+    # The models, usage and playground screenshots come from test_console_pages, with more to show.
+    visit(page, base, "/quickstart/")
+    screenshot(page, "quickstart")
     use_playground(page, base)
-    screenshot(page, "playground")
     for name in ("billing", "members"):
         visit(page, base, f"/{name}/")
         screenshot(page, name)

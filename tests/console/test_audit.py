@@ -325,3 +325,42 @@ def test_the_signup_credit_is_a_system_event(settings):
     org = tenancy.create_organization("Gamma", "gina@gamma.example")
     event = the_event("balance.credited", organization=org)
     assert (event.actor, event.target, event.details["amount"]) == (None, f"signup:{org.pk}", "3")
+
+
+# What the log says
+
+
+def sentences(resp) -> list[str]:
+    return [re.sub(r"\s+", " ", s).strip() for s in re.findall(r'<span class="sentence">(.*?)</span>',
+                                                                 resp.content.decode(), re.S)]
+
+
+def test_the_log_reads_as_sentences(as_alice, org, alice, dave):
+    key, _ = create_api_key(org, name="backend", created_by=alice)
+    rename_api_key(key, "server", actor=alice)
+    invite(org, "erin@example.com", actor=alice, role="admin")
+    invite(org, "erin@example.com", actor=alice, role="member")
+    tenancy.change_role(Membership.objects.get(user=dave), "member", actor=alice)
+    page = as_alice.get("/audit/")
+    said = sentences(page)
+    assert said[:4] == [
+        "Changed the role of dave@alpha.example from admin to member",
+        "Invited erin@example.com as member, replacing their earlier invitation",
+        "Invited erin@example.com as admin",
+        f"Renamed API key {key.prefix}… from “backend” to “server”",
+    ]
+    assert f"Created API key “backend” ({key.prefix}…)" in said
+    assert "replaced_open_invitation" not in page.content.decode()
+
+
+def test_money_reads_as_plain_usd(as_alice, org, alice):
+    ledger.credit(org.pk, Decimal("0.0000009"), note="tiny", created_by=alice)
+    said = sentences(as_alice.get("/audit/", {"action": "balance.credited"}))
+    assert said[0].startswith("Credited 0.0000009 USD; the balance is now 100.0000009 USD (tiny)")
+
+
+def test_an_action_without_a_sentence_still_reads(org, alice):
+    from console.pages.audit_sentences import describe
+
+    event = AuditEvent(action="alert.sent", target="low-balance", details={"threshold": "5", "webhook_id": 3})
+    assert describe(event, "Alert sent") == "Alert sent: threshold: 5 (low-balance)"

@@ -230,3 +230,36 @@ def test_a_member_may_leave_and_work_continues_elsewhere(as_bob, org, other_org,
     assert resp.status_code == 302 and role_of(bob, org) is None
     page = as_bob.get("/members/")
     assert "Beta Corp" in page.content.decode() and as_bob.session["organization_id"] == other_org.pk
+
+
+def test_the_sign_up_page_says_who_invited_whom_and_fills_in_the_address(org, alice):
+    _, token = invite(org, "erin@example.com", actor=alice, role="admin")
+    signup = Client().get(f"/invitations/{token}/")["Location"]
+    page = Client().get(signup).content.decode()
+    assert re.search(r"<strong>alice@alpha\.example</strong> invited you\s+to <strong>Alpha Labs</strong> as admin",
+                     page)
+    assert re.search(r'<input[^>]*name="email"[^>]*value="erin@example.com"', page)
+
+
+def test_signing_up_from_the_invitation_leads_back_to_it(org, alice, mailoutbox):
+    _, token = invite(org, "erin@example.com", actor=alice)
+    browser = Client()
+    signup = browser.get(f"/invitations/{token}/")["Location"]
+    resp = browser.post(signup, {"email": "erin@example.com", "password1": "a long passphrase 42",
+                                 "password2": "a long passphrase 42", "next": f"/invitations/{token}/"})
+    assert resp.status_code == 302
+    link = re.search(r"http://testserver(/accounts/confirm-email/\S+/)", mailoutbox[-1].body).group(1)
+    assert browser.post(link)["Location"] == f"/invitations/{token}/"
+
+
+@pytest.mark.parametrize("next_url", ["", "/dashboard/", "/invitations/not-a-token/", "https://evil.example/x"])
+def test_a_plain_sign_up_page_shows_no_invitation(next_url):
+    page = Client().get("/accounts/signup/", {"next": next_url} if next_url else {}).content.decode()
+    assert "data-invitation" not in page and 'name="email"' in page
+
+
+def test_a_revoked_invitation_shows_no_banner(org, alice):
+    invitation, token = invite(org, "erin@example.com", actor=alice)
+    tenancy.revoke_invitation(invitation, actor=alice)
+    page = Client().get("/accounts/signup/", {"next": f"/invitations/{token}/"}).content.decode()
+    assert "data-invitation" not in page and "erin@example.com" not in page

@@ -1,37 +1,11 @@
-"""The models page and the quickstart."""
+"""The quickstart (the models page has tests/console/test_models_page.py)."""
 
 import pytest
 from django.test import Client
 
 from gateway.keys import mint_api_key, playground_key, revoke_api_key
-from gateway.models import CatalogModel, Provider
 
 pytestmark = pytest.mark.django_db
-
-
-def test_models_lists_enabled_models_with_exact_prices(as_bob, catalog):
-    CatalogModel.objects.filter(name="fail-500").update(enabled=False)
-    CatalogModel.objects.filter(name="ok").update(cached_input_per_mtok="0.07", context_window=64000)
-    resp = as_bob.get("/models/")
-    assert resp.status_code == 200
-    rows = {m["public_id"]: m for m in resp.context["models"]}
-    assert "mock:fail-500" not in rows and "mock:fail-500" not in resp.content.decode()
-    assert rows["mock:ok"] == {"public_id": "mock:ok", "input": "0.27", "output": "1.1", "cached": "0.07",
-                               "max_output_tokens": 4096, "context_window": 64000}
-    assert rows["demo:echo"]["input"] == "0.1" and rows["demo:echo"]["output"] == "0.2"
-    assert rows["demo:echo"]["cached"] is None
-    page = resp.content.decode()
-    assert 'data-copy="demo:echo"' in page and "<code>mock:ok</code>" in page
-
-
-def test_models_hides_models_of_a_disabled_provider(as_bob, catalog):
-    Provider.objects.filter(slug="mock").update(enabled=False)
-    rows = [m["public_id"] for m in as_bob.get("/models/").context["models"]]
-    assert rows == ["demo:echo"]
-
-
-def test_models_without_a_catalog_says_so(as_bob):
-    assert "No models are enabled" in as_bob.get("/models/").content.decode()
 
 
 def test_quickstart_fills_in_the_base_url_and_a_key_prefix(as_alice, org, catalog):

@@ -2,6 +2,7 @@
 organization's playground key, with the session and a CSRF token instead of a secret."""
 
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -11,8 +12,9 @@ from billing.ledger import credit
 from billing.models import UsageRecord
 from billing.reconcile import reconcile
 from gateway import pipeline
+from gateway.catalog_loader import load_catalog
 from gateway.keys import playground_key
-from gateway.models import ApiKey
+from gateway.models import ApiKey, Provider
 from tests.billing_helpers import balance
 
 pytestmark = pytest.mark.django_db
@@ -35,8 +37,56 @@ def events(resp) -> list:
 def test_the_page_offers_the_enabled_models(as_bob, catalog):
     page = as_bob.get("/playground/").content.decode()
     assert 'id="prompt"' in page and 'id="answer"' in page and ">Send</button>" in page
-    assert '<option value="demo:echo" selected>' in page
+    assert 'id="system"' in page and 'id="temperature"' in page and 'id="max_tokens"' in page
+    assert '<option value="demo:echo" selected' in page
     assert "console/playground.js" in page and "sk-" not in page
+
+
+UNCONFIGURED = """
+providers:
+  openai:
+    protocol: openai
+    base_url: https://api.openai.example/v1
+    api_key_env: MIXGATEWAY_TEST_UNSET_KEY
+    models:
+      gpt-4o-mini: {input_per_mtok: "0.15", output_per_mtok: "0.60"}
+      text-embedding-3-small: {input_per_mtok: "0.02", output_per_mtok: "0"}
+  demo:
+    protocol: mock
+    models:
+      echo: {input_per_mtok: "0.10", output_per_mtok: "0.20"}
+"""
+
+
+def test_it_offers_chat_models_only_and_unconfigured_ones_disabled(as_bob, catalog, monkeypatch):
+    monkeypatch.delenv("MIXGATEWAY_TEST_UNSET_KEY", raising=False)
+    load_catalog(UNCONFIGURED)
+    resp = as_bob.get("/playground/")
+    offered = {m["public_id"]: m["availability"] for m in resp.context["models"]}
+    assert "openai:text-embedding-3-small" not in offered and "demo:echo" in offered
+    assert offered["openai:gpt-4o-mini"].status == "not_configured"
+    page = resp.content.decode()
+    assert re.search(r'<option value="openai:gpt-4o-mini"\s+disabled', page)
+    assert "openai:gpt-4o-mini — provider not configured" in page
+
+
+def test_an_unconfigured_provider_is_refused_with_the_reason_before_any_retry(as_bob, catalog, monkeypatch):
+    monkeypatch.delenv("MIXGATEWAY_TEST_UNSET_KEY", raising=False)
+    load_catalog(UNCONFIGURED)
+    resp = post(as_bob, {"model": "openai:gpt-4o-mini", "messages": HELLO})
+    assert resp.status_code == 502 and resp["Content-Type"] == "application/json"
+    error = resp.json()["error"]
+    assert error["code"] == "upstream_error"
+    assert error["message"].startswith("The provider 'openai' is not configured on this gateway")
+    assert "MIXGATEWAY_TEST_UNSET_KEY" not in error["message"]
+
+
+def test_without_any_usable_chat_model_it_says_why(as_bob, catalog, monkeypatch):
+    monkeypatch.delenv("MIXGATEWAY_TEST_UNSET_KEY", raising=False)
+    load_catalog(UNCONFIGURED)
+    Provider.objects.exclude(slug="openai").update(enabled=False)
+    page = as_bob.get("/playground/").content.decode()
+    assert "their providers are not configured" in page and "console/playground.js" not in page
 
 
 def test_it_streams_the_answer_and_bills_it(as_bob, bob, org, catalog):
@@ -70,8 +120,28 @@ def test_it_keeps_one_playground_key_and_allows_follow_ups(as_alice, org, catalo
 
 
 def test_it_always_streams_and_passes_nothing_else_from_the_browser(as_alice, catalog):
-    resp = post(as_alice, {"model": "demo:echo", "messages": HELLO, "stream": False, "max_tokens": "x"})
+    resp = post(as_alice, {"model": "mock:echo-request", "messages": HELLO, "stream": False,
+                           "tools": [{"type": "function", "function": {"name": "f"}}], "user": "someone"})
+    data = events(resp)
+    assert resp.status_code == 200 and data[-1] == "[DONE]"
+    sent = catalog.requests[-1]["body"]
+    assert sent["stream"] is True and "tools" not in sent and "user" not in sent
+
+
+def test_the_system_prompt_temperature_and_max_tokens_reach_the_model(as_alice, catalog):
+    conversation = [{"role": "system", "content": "Answer in French."}, *HELLO]
+    resp = post(as_alice, {"model": "mock:echo-request", "messages": conversation,
+                           "temperature": 0.3, "max_tokens": 77})
     assert resp.status_code == 200 and events(resp)[-1] == "[DONE]"
+    sent = catalog.requests[-1]["body"]
+    assert sent["messages"][0] == {"role": "system", "content": "Answer in French."}
+    assert sent["temperature"] == 0.3 and sent["max_tokens"] == 77
+
+
+@pytest.mark.parametrize("setting", [{"temperature": 7}, {"max_tokens": "x"}, {"max_tokens": 0}])
+def test_settings_out_of_range_are_refused_as_on_v1(as_alice, catalog, setting):
+    resp = post(as_alice, {"model": "demo:echo", "messages": HELLO, **setting})
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == next(iter(setting))
 
 
 def test_an_empty_balance_is_an_insufficient_quota_error(as_charlie, other_org, catalog):

@@ -12,7 +12,7 @@ from django.test import Client
 
 from billing.charging import UsageEvent
 from billing.models import UsageRecord
-from billing.money import token_cost
+from billing.money import token_cost, usd
 from billing.reconcile import book
 from gateway.keys import mint_api_key
 
@@ -225,3 +225,52 @@ def test_it_requires_a_login(org):
     for url in ("/usage/", "/usage/export.csv", f"/usage/{rid}/"):
         resp = Client().get(url)
         assert resp.status_code == 302 and "/accounts/login/" in resp["Location"]
+
+
+# Search by request id, totals, keys by name
+
+
+def test_it_finds_a_request_by_its_exact_id(as_alice, org):
+    wanted = usage(org, request_id="req-wanted-1")
+    usage(org, request_id="req-wanted-10")
+    resp = as_alice.get("/usage/", {"request_id": wanted})
+    assert rows(resp) == [wanted]
+    assert rows(as_alice.get("/usage/", {"request_id": "req-wanted"})) == []  # exact, not a prefix
+
+
+def test_searching_another_tenants_request_id_finds_nothing(as_charlie, org, other_org):
+    theirs = usage(org)
+    usage(other_org)
+    resp = as_charlie.get("/usage/", {"request_id": theirs})
+    assert resp.status_code == 200 and rows(resp) == [] and resp.context["totals"] is None
+    assert "No requests match these filters" in resp.content.decode()
+
+
+def test_the_export_follows_the_search(as_alice, org):
+    wanted = usage(org)
+    usage(org)
+    lines = csv_rows(as_alice.get("/usage/export.csv", {"request_id": wanted}))
+    assert [line[1] for line in lines[1:]] == [wanted]
+
+
+def test_the_totals_row_sums_the_filtered_requests(as_alice, org, keys):
+    first, second = keys
+    usage(org, key=first, prompt=1000, completion=10)
+    usage(org, key=first, prompt=2000, completion=20)
+    usage(org, key=second, prompt=5, completion=5)
+    resp = as_alice.get("/usage/", {"key": first.pk})
+    totals = resp.context["totals"]
+    expected = token_cost(3000, 30, Decimal("0.27"), Decimal("1.10"))
+    assert (totals["requests"], totals["prompt_tokens"], totals["completion_tokens"]) == (2, 3000, 30)
+    assert totals["cost"] == token_cost(1000, 10, Decimal("0.27"), Decimal("1.10")) + token_cost(
+        2000, 20, Decimal("0.27"), Decimal("1.10"))
+    assert totals["cost"] == expected  # no rounding is lost in the sum
+    tfoot = re.search(r"<tfoot>.*?</tfoot>", resp.content.decode(), re.S).group(0)
+    assert "2 requests matching the filters" in tfoot and "3000 / 30" in tfoot and f">{usd(expected)}<" in tfoot
+
+
+def test_keys_show_by_name_and_prefix(as_alice, org, keys):
+    first, _ = keys
+    usage(org, key=first)
+    page = as_alice.get("/usage/").content.decode()
+    assert re.search(rf'<span class="nowrap">first</span> <code>{re.escape(first.prefix)}…</code>', page)

@@ -1,0 +1,76 @@
+"""What each audit row says to a person: "Invited bob@… as member", not a dump of its
+details. An action without a sentence here (a new one) still reads, as its label and
+its details."""
+
+from decimal import Decimal, InvalidOperation
+
+from billing.money import usd
+
+
+def _usd(value) -> str:
+    try:
+        return f"{usd(Decimal(str(value)))} USD"
+    except (InvalidOperation, ValueError):
+        return f"{value} USD"
+
+
+def _key(details, target) -> str:
+    name = details.get("name")
+    return f"“{name}” ({target}…)" if name else f"{target}…"
+
+
+def _balance(details) -> str:
+    after = details.get("balance_after")
+    note = details.get("note")
+    text = f"; the balance is now {_usd(after)}" if after is not None else ""
+    return text + (f" ({note})" if note else "")
+
+
+def _limit(value) -> str:
+    return _usd(value) if value not in (None, "", "0") else "none"
+
+
+def _key_created(d, target):
+    extra = []
+    if d.get("allowed_models"):
+        extra.append("only for " + ", ".join(d["allowed_models"]))
+    if d.get("spend_limit") not in (None, ""):
+        extra.append(f"spend limit {_usd(d['spend_limit'])}")
+    if d.get("expires_at"):
+        extra.append(f"expires {d['expires_at'][:10]}")
+    return f"Created API key {_key(d, target)}" + (f": {'; '.join(extra)}" if extra else "")
+
+
+SENTENCES = {
+    "key.created": _key_created,
+    "key.renamed": lambda d, t: f"Renamed API key {t}… from “{d.get('old_name') or 'unnamed'}” to "
+                                f"“{d.get('new_name') or 'unnamed'}”",
+    "key.revoked": lambda d, t: f"Revoked API key {_key(d, t)}",
+    "member.invited": lambda d, t: f"Invited {t} as {d.get('role', 'member')}" + (
+        ", replacing their earlier invitation" if d.get("replaced_open_invitation") else ""),
+    "invitation.revoked": lambda d, t: f"Withdrew the invitation of {t} (as {d.get('role', 'member')})",
+    "invitation.accepted": lambda d, t: f"{t} accepted the invitation and joined as {d.get('role', 'member')}",
+    "invitation.declined": lambda d, t: f"{t} declined the invitation",
+    "member.role_changed": lambda d, t: f"Changed the role of {t} from {d.get('old_role')} to {d.get('new_role')}",
+    "member.removed": lambda d, t: (f"{t} left the organization" if d.get("left")
+                                    else f"Removed {t} ({d.get('role', 'member')}) from the organization"),
+    "balance.credited": lambda d, t: f"Credited {_usd(d.get('amount'))}{_balance(d)}",
+    "balance.adjusted": lambda d, t: f"Adjusted the balance by {_usd(d.get('amount'))}{_balance(d)}",
+    "credit_limit.changed": lambda d, t: f"Changed the credit limit from {_limit(d.get('old_limit'))} to "
+                                         f"{_limit(d.get('new_limit'))}",
+    "code.minted": lambda d, t: f"Minted code {t}… worth {_usd(d.get('amount'))}",
+    "code.redeemed": lambda d, t: f"Redeemed code {t}… for {_usd(d.get('amount'))}{_balance(d)}",
+}
+
+
+def describe(event, label: str) -> str:
+    details = event.details or {}
+    sentence = SENTENCES.get(event.action)
+    if sentence is not None:
+        try:
+            return sentence(details, event.target)
+        except (KeyError, TypeError, AttributeError):
+            pass  # an older row without a detail the sentence needs: fall back below
+    shown = ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in details.items()
+                      if value not in (None, "", False) and not key.endswith("_id"))
+    return f"{label}{': ' + shown if shown else ''}" + (f" ({event.target})" if event.target else "")
