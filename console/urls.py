@@ -7,6 +7,7 @@ from .pages import audit, billing, dashboard, home, keys, members, models, organ
 
 urlpatterns = [
     path("v1/", include("gateway.urls")),
+    path("api/", include("console.api.urls")),  # the management API (/api/v1) and its docs page
     path("healthz", observability.healthz),
     path("readyz", observability.readyz),
     path("metrics", observability.metrics_view),

@@ -1,0 +1,77 @@
+"""Every failure of the management API as OpenAI's envelope plus the request id, like /v1."""
+
+import logging
+import math
+
+from rest_framework import exceptions as drf
+
+from gateway.errors import GatewayError, as_gateway_error, envelope_response, error_response
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(GatewayError):
+    """An object that is not this organization's, or does not exist: the same answer."""
+
+    status_code = 404
+    code = "not_found"
+
+
+def unknown_url(request_path: str = "") -> GatewayError:
+    return GatewayError(f"Unknown request URL: {request_path}".strip(), code="unknown_url", status=404)
+
+
+def unknown_endpoint(request, *args, **kwargs):
+    return envelope_response(unknown_url(f"{request.method} {request.path}."), request.request_id)
+
+
+def invalid(message: str, param: str | None, code: str = "invalid_value") -> GatewayError:
+    return GatewayError(message, code=code, param=param)
+
+
+def _first_problem(detail, path=()):
+    """The first (field path, ErrorDetail) in DRF's nested validation detail."""
+    if isinstance(detail, dict):
+        for name, inner in detail.items():
+            return _first_problem(inner, path if name == "non_field_errors" else (*path, str(name)))
+    if isinstance(detail, list) and detail:
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return path, detail[0]
+        for index, inner in enumerate(detail):
+            if inner:
+                return _first_problem(inner, (*path, str(index)))
+    return path, detail
+
+
+def from_validation_error(exc: drf.ValidationError) -> GatewayError:
+    path, problem = _first_problem(exc.detail)
+    param = ".".join(path) or None
+    code = "missing_required_parameter" if getattr(problem, "code", "") == "required" else "invalid_value"
+    if getattr(problem, "code", "") == "unknown_parameter":
+        code = "unknown_parameter"
+    message = f"Invalid '{param}': {problem}" if param else str(problem)
+    return GatewayError(message, code=code, param=param)
+
+
+def api_error(exc: Exception) -> GatewayError | None:
+    if isinstance(exc, drf.ValidationError):
+        return from_validation_error(exc)
+    if isinstance(exc, drf.ParseError):
+        return GatewayError("Request body is not valid JSON.", code="invalid_json")
+    if isinstance(exc, drf.Throttled):
+        wait = math.ceil(exc.wait or 1)
+        return GatewayError(f"Rate limit reached for this management key; retry in {wait} s.",
+                            code="rate_limit_exceeded", status=429, error_type="requests",
+                            headers={"retry-after": str(wait)})
+    return as_gateway_error(exc)
+
+
+def exception_handler(exc, context):
+    request_id = getattr(context.get("request"), "request_id", None)
+    error = api_error(exc)
+    if error is None:
+        # Never a stack trace to the caller; the log has it under the same request id.
+        log.exception("unhandled error on management API request %s", request_id)
+        error = GatewayError("The management API failed to handle this request.", code="internal_error",
+                             status=500, error_type="api_error")
+    return error_response(error, request_id)
