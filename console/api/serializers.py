@@ -5,6 +5,8 @@ is refused rather than rounded. Request bodies may hold only the fields named he
 misspelt limit is an error instead of a limit silently not set.
 """
 
+import re
+
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -19,12 +21,16 @@ from gateway.models import ApiKey
 
 DECIMAL_STRING = r"^-?[0-9]+(\.[0-9]+)?$"
 POSTGRES_INT_MAX = 2**31 - 1
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")  # what a request may send: positive amounts only
 
 
 @extend_schema_field({"type": "string", "pattern": DECIMAL_STRING, "example": "0.00000326",
                       "description": "USD as an exact decimal string"})
 class UsdField(serializers.Field):
-    default_error_messages = {"not_a_string": "Send money as a decimal string, e.g. \"12.50\", not a JSON number."}
+    default_error_messages = {
+        "not_a_string": "Send money as a decimal string, e.g. \"12.50\", not a JSON number.",
+        "not_plain": "Write money as plain decimal digits, e.g. \"12.50\" (no exponent, sign or spaces).",
+    }
 
     def to_representation(self, value):
         return usd(value)
@@ -32,6 +38,8 @@ class UsdField(serializers.Field):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_a_string")
+        if not _PLAIN_DECIMAL.fullmatch(data):
+            self.fail("not_plain")
         try:
             return parse_amount(data)
         except BillingError as e:
@@ -181,14 +189,17 @@ class UsageSummaryFilterSerializer(UsageFilterSerializer):
     limit = None
 
 
-class UsageGroupSerializer(serializers.Serializer):
-    day = serializers.DateField(required=False, help_text="With group_by=day (UTC).")
-    model = serializers.CharField(required=False, help_text="With group_by=model.")
-    key_id = serializers.IntegerField(required=False, allow_null=True, help_text="With group_by=key.")
+class UsageTotalsSerializer(serializers.Serializer):
     requests = serializers.IntegerField()
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
     cost_usd = UsdField()
+
+
+class UsageGroupSerializer(UsageTotalsSerializer):
+    day = serializers.DateField(required=False, help_text="With group_by=day (UTC).")
+    model = serializers.CharField(required=False, help_text="With group_by=model.")
+    key_id = serializers.IntegerField(required=False, allow_null=True, help_text="With group_by=key.")
 
 
 class UsageSummarySerializer(serializers.Serializer):

@@ -20,6 +20,7 @@ from .serializers import (
     UsageSerializer,
     UsageSummaryFilterSerializer,
     UsageSummarySerializer,
+    UsageTotalsSerializer,
 )
 
 FILTERS = [
@@ -80,11 +81,13 @@ class UsageSummaryView(ManagementView):
                 .annotate(requests=Count("id"), prompt_tokens_sum=Sum("prompt_tokens"),
                           completion_tokens_sum=Sum("completion_tokens"), cost_sum=Sum("cost")))
         name = "key_id" if group_by == "key" else group_by
-        results = [{name: row[column], "requests": row["requests"], "prompt_tokens": row["prompt_tokens_sum"],
-                    "completion_tokens": row["completion_tokens_sum"], "cost_usd": row["cost_sum"]}
+        # Each row carries only the field it is grouped by (UsageGroupSerializer documents all three).
+        results = [{name: row[column].isoformat() if group_by == "day" else row[column],
+                    **UsageTotalsSerializer({"requests": row["requests"], "prompt_tokens": row["prompt_tokens_sum"],
+                                             "completion_tokens": row["completion_tokens_sum"],
+                                             "cost_usd": row["cost_sum"]}).data}
                    for row in rows]
-        return Response(UsageSummarySerializer({"group_by": group_by, "results": results}).data)
-
+        return Response({"group_by": group_by, "results": results})
 
 class LedgerView(ManagementView):
     serializer_class = LedgerEntrySerializer
