@@ -3,6 +3,7 @@
 import logging
 import math
 
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
 
 from gateway.errors import GatewayError, as_gateway_error, envelope_response, error_response
@@ -21,6 +22,7 @@ def unknown_url(request_path: str = "") -> GatewayError:
     return GatewayError(f"Unknown request URL: {request_path}".strip(), code="unknown_url", status=404)
 
 
+@csrf_exempt  # bearer credentials, never cookies: a PATCH to a bad URL is a 404 envelope, not CSRF's 403 page
 def unknown_endpoint(request, *args, **kwargs):
     return envelope_response(unknown_url(f"{request.method} {request.path}."), request.request_id)
 

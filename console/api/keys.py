@@ -29,7 +29,8 @@ class KeysMixin:
 
 
 class KeyListView(KeysMixin, ManagementView):
-    @extend_schema(operation_id="keys_list", tags=TAGS, summary="List the inference keys, newest first")
+    @extend_schema(operation_id="keys_list", tags=TAGS, summary="List the inference keys, newest first",
+                   responses={200: KeySerializer(many=True)})
     def get(self, request):
         self.valid(PageFilterSerializer, request.query_params)
         page = self.paginate_queryset(self.get_queryset())

@@ -55,7 +55,7 @@ class UsageListView(ManagementView):
     pagination_class = NewestFirst
 
     @extend_schema(operation_id="usage_list", tags=["usage"], summary="Booked requests, newest first",
-                   parameters=FILTERS)
+                   parameters=FILTERS, responses={200: UsageSerializer(many=True)})
     def get(self, request):
         wanted = self.valid(UsageFilterSerializer, request.query_params).validated_data
         page = self.paginate_queryset(filtered_usage(self.organization, wanted))
@@ -94,7 +94,8 @@ class LedgerView(ManagementView):
 
     @extend_schema(operation_id="ledger_list", tags=["ledger"], summary="Ledger entries, newest first",
                    description="Credits, usage charges, adjustments, redeemed codes and refunds; each entry's "
-                               "`balance_after_usd` is the balance it left.")
+                               "`balance_after_usd` is the balance it left.",
+                   responses={200: LedgerEntrySerializer(many=True)})
     def get(self, request):
         self.valid(PageFilterSerializer, request.query_params)
         page = self.paginate_queryset(LedgerEntry.objects.filter(account__organization=self.organization))

@@ -81,3 +81,9 @@ def test_unknown_urls_and_methods_are_the_envelope(api):
     assert_envelope(api.get("nope"), 404, "unknown_url")
     assert_envelope(api.get("organization/"), 404, "unknown_url")
     assert_envelope(api.delete("organization"), 405, "method_not_allowed")
+
+
+def test_unknown_urls_answer_the_envelope_for_every_method(api):
+    # Found by fuzzing: Django's CSRF check used to answer a bad URL's PATCH with an HTML 403.
+    for method in ("PATCH", "DELETE", "POST", "PUT"):
+        assert_envelope(api.request(method, "keys/null", json={}), 404, "unknown_url")
