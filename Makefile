@@ -22,7 +22,10 @@ run: install
 	$(PY) manage.py setup_demo --base-url http://$(HOST):$(PORT)
 	$(VENV)/bin/gunicorn console.wsgi --bind $(HOST):$(PORT) --worker-class gthread --workers 1 --threads 32
 
+# The import contracts first (pyproject.toml [tool.importlinter]): a broken layering fails
+# the target before any test runs.
 test: install
+	$(VENV)/bin/lint-imports
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key-0123456789abcdefghijklmnopqrstuvwxyz} \
 		$(PY) -m pytest -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)
 

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from console import audit
+from console.tenancy import audit
 
 from .models import Account, LedgerEntry, RedeemCode
 from .money import ZERO, InexactAmount, to_units

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-from console.models import Organization
+from console.tenancy.models import Organization
 
 from .money import ZERO, MoneyField, usd
 
@@ -15,6 +15,8 @@ class Account(models.Model):
     balance = MoneyField(default=ZERO)
     ledger_head = models.BigIntegerField(default=0, help_text="id of the last ledger entry in the balance")
     credit_limit = MoneyField(default=ZERO, help_text="how far below zero the balance may go")
+    # Below this balance the owners are alerted (issue 14 sends it); empty: no alert.
+    low_balance_threshold = MoneyField(null=True, blank=True, help_text="USD; empty: no low-balance alert")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

@@ -16,12 +16,11 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from gateway.models import ApiKey
-
 from .charging import event_time
 from .ledger import account_for, publish
 from .models import Account, LedgerEntry, UsageRecord
 from .reservations import get_store
+from .signals import usage_booked
 
 log = logging.getLogger("mixgateway.billing")
 
@@ -89,21 +88,11 @@ def book(events: list[dict]) -> dict[int, tuple[Account, list[str]]]:
         entry.account.ledger_head = max(entry.account.ledger_head, entry.pk)
     for account in accounts.values():
         account.save(update_fields=["balance", "ledger_head", "updated_at"])
-    _touch_keys(records)
+    usage_booked.send(sender=UsageRecord, records=records)
     done = defaultdict(list)
     for event in by_request.values():
         done[event["organization_id"]].append(event["request_id"])
     return {org_id: (accounts[org_id], ids) for org_id, ids in done.items()}
-
-
-def _touch_keys(records: list[UsageRecord]) -> None:
-    # last_used_at is kept here, not on the request path, which writes nothing.
-    latest = defaultdict(lambda: None)
-    for record in records:
-        if record.api_key_id and (latest[record.api_key_id] is None or record.created_at > latest[record.api_key_id]):
-            latest[record.api_key_id] = record.created_at
-    for key_id, when in latest.items():
-        ApiKey.objects.filter(pk=key_id).exclude(last_used_at__gte=when).update(last_used_at=when)
 
 
 def reconcile(max_batches: int | None = None) -> int:

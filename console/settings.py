@@ -102,7 +102,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
-    "console",
+    "console.tenancy",  # the tenant side; app label "console"
+    "console.pages",
     "gateway",
     "billing",
     "console.api",
@@ -137,7 +138,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "console.access.current_organization",
+                "console.pages.common.current_organization",
             ],
         },
     },
@@ -219,7 +220,7 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[MixGateway] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if SECURE_SSL_REDIRECT else "http"
-ACCOUNT_ADAPTER = "console.accounts.AccountAdapter"
+ACCOUNT_ADAPTER = "console.tenancy.accounts.AccountAdapter"
 ACCOUNT_RATE_LIMITS = {  # allauth's defaults, written out so operators see them
     "login_failed": "10/m/ip,5/5m/key",
     "signup": "20/m/ip",

@@ -3,11 +3,13 @@ from django.urls import include, path
 
 from gateway import observability
 
-from .pages import audit, billing, dashboard, home, keys, members, models, organizations, playground, quickstart, usage
+from .pages import (
+    api_docs, audit, billing, dashboard, home, keys, members, models, organizations, playground, quickstart, usage,
+)
 
 urlpatterns = [
     path("v1/", include("gateway.urls")),
-    path("api/", include("console.api.urls")),  # the management API (/api/v1) and its docs page
+    path("api/", include("console.api.urls")),  # the management API, /api/v1
     path("healthz", observability.healthz),
     path("readyz", observability.readyz),
     path("metrics", observability.metrics_view),
@@ -24,6 +26,7 @@ urlpatterns = [
     *members.urlpatterns,
     *organizations.urlpatterns,
     *audit.urlpatterns,
+    *api_docs.urlpatterns,
 ]
 
 handler500 = "console.pages.home.server_error"

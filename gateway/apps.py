@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class GatewayConfig(AppConfig):
     name = "gateway"
     verbose_name = "Gateway"
+
+    def ready(self):
+        from billing.signals import usage_booked
+
+        from .key_usage import remember_last_use
+
+        usage_booked.connect(remember_last_use, dispatch_uid="gateway.remember_last_use")

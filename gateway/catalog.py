@@ -39,6 +39,10 @@ class Route:
     enabled: bool
     deployments: tuple[Deployment, ...] = ()
     fallbacks: tuple[str, ...] = ()
+    # The provider's options for OpenAI-protocol servers: (name, value) pairs, kept immutable.
+    auth_header: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    query_params: tuple[tuple[str, str], ...] = ()
 
     @property
     def deployment_id(self) -> str:
@@ -70,6 +74,9 @@ def route_from_model(m: CatalogModel) -> Route:
         enabled=m.enabled and p.enabled,
         deployments=deployments,
         fallbacks=tuple(m.fallbacks or ()),
+        auth_header=p.auth_header,
+        headers=tuple((p.headers or {}).items()),
+        query_params=tuple((p.query_params or {}).items()),
     )
 
 

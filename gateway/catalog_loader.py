@@ -1,5 +1,7 @@
 """Loading the catalog YAML: validate everything first, then upsert in one transaction."""
 
+import datetime
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -11,14 +13,20 @@ from billing.money import PRICE_DECIMAL_PLACES
 from .catalog import forget_routes
 from .models import CatalogModel, ModelAlias, Provider
 
-PROVIDER_KEYS = {"protocol", "base_url", "api_key_env", "timeout_seconds", "models"}
+PROVIDER_KEYS = {"protocol", "base_url", "api_key_env", "timeout_seconds", "models",
+                 "auth_header", "headers", "query_params"}
+OPENAI_ONLY_KEYS = ("auth_header", "headers", "query_params")
 MODEL_KEYS = {
     "input_per_mtok", "output_per_mtok", "upstream_model", "cached_input_per_mtok",
     "max_output_tokens", "context_window", "deployments", "fallbacks",
 }
 DEPLOYMENT_KEYS = {"base_url", "api_key_env", "weight"}
 MAX_PRICE = Decimal(1_000_000)  # USD per million tokens; far above any real price
-PROTOCOLS_NEEDING_URL = {Provider.Protocol.OPENAI, Provider.Protocol.ANTHROPIC}
+PROTOCOLS_NEEDING_URL = {Provider.Protocol.OPENAI, Provider.Protocol.ANTHROPIC, Provider.Protocol.GEMINI}
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token
+# Headers the upstream exchange sets itself; a catalog may not replace them.
+EXCHANGE_HEADERS = {"host", "content-type", "content-length", "transfer-encoding", "connection", "accept",
+                    "accept-encoding", "authorization"}
 
 
 class CatalogError(ValueError):
@@ -86,6 +94,51 @@ def _deployments(value, where: str) -> list[dict]:
     return out
 
 
+def _header_name(value, where: str) -> str:
+    if not isinstance(value, str) or not _HEADER_NAME.match(value):
+        raise CatalogError(f"{where}: {value!r} is not an HTTP header name")
+    return value
+
+
+def _string_map(value, where: str, key_check) -> dict[str, str]:
+    """A mapping of names to values written as strings (a YAML date or number is read as the
+    text it was written as: api-version: 2024-10-21 stays "2024-10-21")."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CatalogError(f"{where}: must be a mapping of names to values")
+    out = {}
+    for name, item in value.items():
+        name = key_check(name, f"{where}.{name}")
+        if isinstance(item, bool) or not isinstance(item, (str, int, datetime.date)):
+            raise CatalogError(f"{where}.{name}: must be a string")
+        item = item.isoformat() if isinstance(item, datetime.date) else str(item)
+        if "\r" in item or "\n" in item:
+            raise CatalogError(f"{where}.{name}: must be one line")
+        out[name] = item
+    return out
+
+
+def _query_name(value, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise CatalogError(f"{where}: a query parameter needs a name")
+    return value
+
+
+def _openai_options(spec: dict, where: str) -> dict:
+    """auth_header, headers and query_params: what an OpenAI-compatible server (Azure
+    OpenAI and the like) needs beyond the usual bearer key."""
+    auth = _header_name(spec["auth_header"], f"{where}.auth_header") if spec.get("auth_header") else ""
+    auth = "" if auth.lower() == "authorization" else auth  # the default, bearer
+    headers = _string_map(spec.get("headers"), f"{where}.headers", _header_name)
+    taken = EXCHANGE_HEADERS | {auth.lower()} if auth else EXCHANGE_HEADERS
+    for name in headers:
+        if name.lower() in taken:
+            raise CatalogError(f"{where}.headers.{name}: set by the gateway itself (the key goes in auth_header)")
+    return {"auth_header": auth, "headers": headers,
+            "query_params": _string_map(spec.get("query_params"), f"{where}.query_params", _query_name)}
+
+
 def _model_ids(value, where: str) -> list[str]:
     if value is None:
         return []
@@ -149,6 +202,10 @@ def parse_catalog(text: str) -> tuple[dict[str, dict], dict[str, str]]:
         base_url = str(spec.get("base_url") or "")
         if protocol in PROTOCOLS_NEEDING_URL and not base_url.startswith(("http://", "https://")):
             raise CatalogError(f"{where}.base_url: an http(s) URL is required for protocol {protocol}")
+        if protocol != Provider.Protocol.OPENAI:
+            for name in OPENAI_ONLY_KEYS:
+                if spec.get(name):
+                    raise CatalogError(f"{where}.{name}: only for protocol openai")
         timeout = spec.get("timeout_seconds")
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
             raise CatalogError(f"{where}.timeout_seconds: must be a positive number")
@@ -181,6 +238,7 @@ def parse_catalog(text: str) -> tuple[dict[str, dict], dict[str, str]]:
             "base_url": base_url,
             "api_key_env": str(spec.get("api_key_env") or ""),
             "timeout_seconds": float(timeout) if timeout is not None else None,
+            **_openai_options(spec, where),
             "enabled": True,
             "models": models,
         }

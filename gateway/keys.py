@@ -14,8 +14,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from console import audit
-from console.models import Membership, Organization
+from console.tenancy import audit
+from console.tenancy.models import Membership, Organization
 
 from . import key_cache
 from .models import ApiKey

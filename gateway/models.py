@@ -3,7 +3,7 @@ from django.db import models
 from django.utils import timezone
 
 from billing.money import MoneyField
-from console.models import Organization
+from console.tenancy.models import Organization
 
 PRICE = {"max_digits": 20, "decimal_places": 10}  # USD per 1,000,000 tokens
 
@@ -12,6 +12,7 @@ class Provider(models.Model):
     class Protocol(models.TextChoices):
         OPENAI = "openai", "OpenAI-compatible"
         ANTHROPIC = "anthropic", "Anthropic Messages"
+        GEMINI = "gemini", "Google Gemini (Generative Language API)"
         MOCK = "mock", "Built-in offline mock"
 
     slug = models.SlugField(max_length=64, unique=True, help_text='the part before ":" in "provider:modelId"')
@@ -22,6 +23,12 @@ class Provider(models.Model):
     # Or the key itself, pasted in the admin: only its ciphertext (gateway.upstream_keys).
     api_key_encrypted = models.TextField(blank=True, editable=False)
     timeout_seconds = models.FloatField(null=True, blank=True, help_text="longest wait for the next byte")
+    # OpenAI-protocol servers that want the key elsewhere (Azure OpenAI: "api-key"); empty
+    # means "Authorization: Bearer <key>".
+    auth_header = models.CharField(max_length=100, blank=True)
+    headers = models.JSONField(default=dict, blank=True, help_text="static headers sent with every upstream call")
+    query_params = models.JSONField(default=dict, blank=True, help_text='added to every upstream URL, e.g. '
+                                                                       '{"api-version": "2024-10-21"}')
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

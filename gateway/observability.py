@@ -238,7 +238,9 @@ def check_redis() -> None:
 
 
 def check_broker() -> None:
-    from console.celery import app
+    # The project's Celery app (console/celery.py), found without importing the plumbing:
+    # Celery's Django fixup makes it the default app in every thread.
+    from celery import current_app as app
 
     timeout = settings.READYZ_TIMEOUT_SECONDS
     connection = app.connection_for_write(connect_timeout=timeout,

@@ -13,7 +13,7 @@ from billing.key_budgets import reset_budgets
 from billing.ledger import credit
 from billing.reservations import RedisStore, get_store, reset_store
 
-from console.tenancy import create_organization
+from console.tenancy.actions import create_organization
 from gateway.catalog import forget_routes
 from gateway.catalog_loader import load_catalog
 from gateway.limits import reset_limiter

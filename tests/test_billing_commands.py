@@ -53,7 +53,7 @@ def test_reconcile_usage_reports_what_it_booked(db):
 
 
 def test_a_new_organization_starts_at_zero_unless_signup_credit_says_otherwise(db, settings):
-    from console.tenancy import create_organization
+    from console.tenancy.actions import create_organization
 
     assert Account.objects.get(organization=create_organization("Zero", "z@zero.example")).balance == 0
     settings.SIGNUP_CREDIT_USD = "5"
@@ -95,3 +95,22 @@ def test_concurrent_redemptions_spend_a_code_once(org, other_org):
         t.join()
     assert sorted(outcomes) == ["ok"] + ["refused"] * 7
     assert LedgerEntry.objects.filter(kind="redeem").count() == 1
+
+
+def test_mint_codes_prints_one_redeemable_code_a_line(org):
+    from billing.models import RedeemCode
+
+    codes = run("mint_codes", "2.50", "--count", "3", "--note", "meetup").split()
+    assert len(set(codes)) == 3 and all(code.startswith("MG-") for code in codes)
+    assert set(RedeemCode.objects.values_list("code", flat=True)) == set(codes)
+    redeem(org.pk, codes[0])
+    assert run("show_balance", "--tenant", org.slug) == "102.5\n"
+
+
+@pytest.mark.parametrize("args", [["abc"], ["0"], ["-1"], ["5", "--count", "0"], ["5", "--count", "1001"]])
+def test_mint_codes_refuses_bad_input_and_mints_nothing(db, args):
+    from billing.models import RedeemCode
+
+    with pytest.raises(CommandError):
+        run("mint_codes", *args)
+    assert not RedeemCode.objects.exists()

@@ -9,7 +9,7 @@ import pytest
 from billing.ledger import credit
 from billing.models import Account
 from billing.reconcile import ledger_is_consistent, reconcile
-from console.tenancy import create_organization
+from console.tenancy.actions import create_organization
 from gateway.keys import mint_api_key
 from tests.billing_helpers import OK_COST
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from billing.ledger import credit
-from console.tenancy import create_organization
+from console.tenancy.actions import create_organization
 from gateway.catalog import forget_routes
 from gateway.catalog_loader import load_catalog
 from gateway.keys import mint_api_key

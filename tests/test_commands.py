@@ -10,7 +10,7 @@ import requests
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from console.models import Membership, Organization
+from console.tenancy.models import Membership, Organization
 from gateway.models import ApiKey
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,7 @@ import logging
 import openai
 import pytest
 
-from console.models import Organization
+from console.tenancy.models import Organization
 from gateway.keys import mint_api_key
 from tests.live_threads import wait_until_idle
 from tests.test_observability import metrics_on, request_lines, scrape, value  # noqa: F401  (fixture)

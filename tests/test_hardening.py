@@ -14,8 +14,8 @@ from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from console.access import SESSION_KEY
-from console.models import Membership
+from console.pages.common import SESSION_KEY
+from console.tenancy.models import Membership
 from gateway.keys import mint_api_key
 
 HELLO = [{"role": "user", "content": "Say hello"}]

@@ -11,7 +11,7 @@ import openai
 import pytest
 import requests
 
-from console.models import Organization
+from console.tenancy.models import Organization
 from gateway import relay
 from gateway.adapters.base import RawChunk
 from gateway.catalog_loader import load_catalog

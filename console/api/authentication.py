@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
-from console.models import Organization
+from console.tenancy.models import Organization
 from gateway.errors import InvalidApiKey
 from gateway.keys import find_management_key, looks_like_management_secret, looks_like_secret
 

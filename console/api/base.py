@@ -7,7 +7,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 
-from console import audit
+from console.tenancy import audit
 
 from . import idempotency
 from .authentication import ManagementKeyAuthentication, OperatorAuthentication

@@ -1,6 +1,6 @@
 from django.db import models
 
-from console.models import Organization
+from console.tenancy.models import Organization
 
 
 class IdempotentRequest(models.Model):

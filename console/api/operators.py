@@ -6,8 +6,8 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from billing.ledger import credit
-from console.models import Organization
-from console.tenancy import create_organization
+from console.tenancy.actions import create_organization
+from console.tenancy.models import Organization
 
 from .base import OperatorView
 from .errors import NotFound

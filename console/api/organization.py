@@ -1,25 +1,27 @@
 """GET and PATCH /api/v1/organization: the caller's organization and its alert settings."""
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
 from billing.ledger import balance_of
-from billing.models import Account
+from billing.low_balance import set_low_balance_threshold
 from billing.money import ZERO
-from console.organization_settings import set_alert_settings
+from billing.queries import account_of
+from console.tenancy.webhooks import set_webhook_url
 
 from .base import ManagementView
 from .serializers import OrganizationSerializer, OrganizationUpdatedSerializer, OrganizationUpdateSerializer
 
 
 def organization_fields(org) -> dict:
-    account = Account.objects.filter(organization=org).first()
+    account = account_of(org)
     return {
         "slug": org.slug,
         "name": org.name,
         "balance_usd": balance_of(org.pk),
         "credit_limit_usd": account.credit_limit if account else ZERO,
-        "low_balance_threshold_usd": org.low_balance_threshold,
+        "low_balance_threshold_usd": account.low_balance_threshold if account else None,
         "webhook_url": org.webhook_url,
     }
 
@@ -37,15 +39,15 @@ class OrganizationView(ManagementView):
                    request=OrganizationUpdateSerializer, responses={200: OrganizationUpdatedSerializer})
     def patch(self, request):
         wanted = self.valid(OrganizationUpdateSerializer, request.data).validated_data
-        org = self.organization
+        org, actor = self.organization, self.caller.actor
 
+        @transaction.atomic  # both settings or neither
         def work():
-            changes = {}
+            secret = None
             if "low_balance_threshold_usd" in wanted:
-                changes["low_balance_threshold"] = wanted["low_balance_threshold_usd"]
+                set_low_balance_threshold(org.pk, wanted["low_balance_threshold_usd"], actor=actor)
             if "webhook_url" in wanted:
-                changes["webhook_url"] = wanted["webhook_url"] or ""
-            secret = set_alert_settings(org, actor=self.caller.actor, **changes)
+                secret = set_webhook_url(org, wanted["webhook_url"] or "", actor=actor)
             return Response(OrganizationUpdatedSerializer({**organization_fields(org), "webhook_secret": secret}).data)
 
         return self.change(work)

@@ -15,9 +15,9 @@ from rest_framework.exceptions import ErrorDetail
 from billing.ledger import BillingError, parse_amount
 from billing.models import LedgerEntry, UsageRecord
 from billing.money import usd
-from console.forms_keys import model_choices
 from gateway.keys import key_status
 from gateway.models import ApiKey
+from gateway.queries import enabled_models
 
 DECIMAL_STRING = r"^-?[0-9]+(\.[0-9]+)?$"
 POSTGRES_INT_MAX = 2**31 - 1
@@ -137,7 +137,7 @@ class KeyWriteSerializer(StrictSerializer):
     tpm_limit = _limit()
 
     def validate_allowed_models(self, value):
-        known = {public_id for public_id, _ in model_choices()}
+        known = {model.public_id for model in enabled_models()}
         for public_id in value:
             if public_id not in known:
                 raise serializers.ValidationError(f"{public_id!r} is not an enabled model of this gateway.")

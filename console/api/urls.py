@@ -1,6 +1,6 @@
 from django.urls import include, path, re_path
 
-from . import docs_page, keys, openapi, operators, organization, usage
+from . import keys, openapi, operators, organization, usage
 from .errors import unknown_endpoint
 
 v1 = [
@@ -17,6 +17,5 @@ v1 = [
 ]
 
 urlpatterns = [
-    path("", docs_page.index, name="management_api_docs"),
     path("v1/", include(v1)),
 ]

@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from billing.models import LedgerEntry, UsageRecord
+from billing.queries import ledger_of, usage_of
 
 from .base import ManagementView
 from .pagination import NewestFirst
@@ -35,7 +35,7 @@ GROUPS = {"day": "day", "model": "model", "key": "api_key_id"}
 
 
 def filtered_usage(org, wanted: dict):
-    records = UsageRecord.objects.filter(organization=org)
+    records = usage_of(org)
     if "since" in wanted:
         records = records.filter(created_at__gte=wanted["since"])
     if "until" in wanted:
@@ -98,5 +98,5 @@ class LedgerView(ManagementView):
                    responses={200: LedgerEntrySerializer(many=True)})
     def get(self, request):
         self.valid(PageFilterSerializer, request.query_params)
-        page = self.paginate_queryset(LedgerEntry.objects.filter(account__organization=self.organization))
+        page = self.paginate_queryset(ledger_of(self.organization))
         return self.get_paginated_response(LedgerEntrySerializer(page, many=True).data)

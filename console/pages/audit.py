@@ -5,9 +5,9 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.urls import path
 
-from console.access import org_view
-from console.audit import ACTIONS
-from console.models import AuditEvent, Membership
+from console.pages.common import org_view
+from console.tenancy.audit import ACTIONS
+from console.tenancy.models import AuditEvent, Membership
 
 PAGE_SIZE = 50
 

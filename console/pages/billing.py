@@ -10,10 +10,10 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from billing.ledger import BillingError, redeem as redeem_code
-from billing.models import Account, LedgerEntry
 from billing.money import ZERO, usd
-from console.access import org_view
-from console.models import Membership
+from billing.queries import account_of, ledger_of
+from console.pages.common import org_view
+from console.tenancy.models import Membership
 
 PAGE_SIZE = 50
 # Below this much available credit the page warns before requests start being refused.
@@ -31,11 +31,11 @@ def _signed(amount: Decimal) -> str:
 
 @org_view(Membership.Role.OWNER)
 def index(request):
-    account = Account.objects.filter(organization=request.org).first()
+    account = account_of(request.org)
     balance = account.balance if account else ZERO
     credit_limit = account.credit_limit if account else ZERO
     available = balance + credit_limit
-    entries = LedgerEntry.objects.filter(account__organization=request.org).order_by("-id")
+    entries = ledger_of(request.org)
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     for entry in page:
         entry.amount_usd = _signed(entry.amount)

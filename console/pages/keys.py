@@ -14,15 +14,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from console.access import get_for_org, has_role, org_view
-from console.forms_keys import CreateKeyForm, CreateManagementKeyForm, RenameKeyForm
-from console.models import Membership
+from console.pages.common import org_view
+from console.pages.forms_keys import CreateKeyForm, CreateManagementKeyForm, RenameKeyForm
+from console.tenancy.access import get_for_org, has_role
+from console.tenancy.models import Membership
 from gateway.keys import create_api_key, create_management_key, key_status, rename_api_key, revoke_api_key
 from gateway.models import ApiKey
-
-
-def console_keys():
-    return ApiKey.objects.exclude(kind=ApiKey.Kind.PLAYGROUND).select_related("created_by")
+from gateway.queries import managed_keys
 
 
 def can_manage(request, key: ApiKey) -> bool:
@@ -30,7 +28,7 @@ def can_manage(request, key: ApiKey) -> bool:
 
 
 def key_for_view(request, pk: int) -> ApiKey:
-    key = get_for_org(console_keys(), request.org, pk=pk)
+    key = get_for_org(managed_keys(), request.org, pk=pk)
     if key.kind == ApiKey.Kind.MANAGEMENT and not has_role(request.membership, Membership.Role.ADMIN):
         raise PermissionDenied("Management keys are for admins and owners.")
     return key
@@ -52,7 +50,7 @@ def with_status(request, key: ApiKey, now) -> ApiKey:
 @org_view()
 def index(request):
     now = timezone.now()
-    rows = console_keys().filter(organization=request.org).order_by("-created_at", "-pk")
+    rows = managed_keys().filter(organization=request.org).order_by("-created_at", "-pk")
     keys = [with_status(request, key, now) for key in rows if key.kind == ApiKey.Kind.STANDARD]
     context = {"title": "API keys", "keys": keys, "form": CreateKeyForm()}
     if has_role(request.membership, Membership.Role.ADMIN):

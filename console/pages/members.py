@@ -11,9 +11,10 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from console import tenancy
-from console.access import SESSION_KEY, get_for_org, has_role, org_view
-from console.models import Invitation, Membership
+from console.pages.common import SESSION_KEY, org_view
+from console.tenancy import actions as tenancy
+from console.tenancy.access import get_for_org, has_role
+from console.tenancy.models import Invitation, Membership
 
 Role = Membership.Role
 

@@ -4,13 +4,8 @@ from django.shortcuts import render
 from django.urls import path
 
 from billing.money import usd
-from console.access import org_view
-from gateway.models import CatalogModel
-
-
-def enabled_models():
-    """Catalog models callers can use now (model and provider both enabled)."""
-    return CatalogModel.objects.select_related("provider").filter(enabled=True, provider__enabled=True)
+from console.pages.common import org_view
+from gateway.queries import enabled_models
 
 
 def _price(value):

@@ -4,8 +4,9 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from console.access import SESSION_KEY, memberships_of
-from console.tenancy import create_organization
+from console.pages.common import SESSION_KEY
+from console.tenancy.access import memberships_of
+from console.tenancy.actions import create_organization
 from django.contrib.auth.decorators import login_required
 
 

@@ -10,13 +10,12 @@ from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from console.access import org_view
+from console.pages.common import org_view
 from gateway.chat_request import read_json_object
 from gateway.errors import GatewayError, envelope_response
 from gateway.keys import playground_key
+from gateway.queries import enabled_models
 from gateway.views import serve_chat
-
-from .models import enabled_models
 
 PREFERRED_MODEL = "demo:echo"
 

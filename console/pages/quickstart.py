@@ -2,15 +2,11 @@
 of the organization's newest key (its display prefix only; secrets are never stored)."""
 
 from django.conf import settings
-from django.db.models import Q
 from django.shortcuts import render
 from django.urls import path
-from django.utils import timezone
 
-from console.access import org_view
-from gateway.models import ApiKey
-
-from .models import enabled_models
+from console.pages.common import org_view
+from gateway.queries import enabled_models, newest_active_key
 
 EXAMPLE_MODEL = "demo:echo"
 
@@ -22,16 +18,6 @@ def gateway_base_url(request) -> str:
     if not configured:
         return request.build_absolute_uri("/v1")
     return configured if configured.endswith("/v1") else f"{configured}/v1"
-
-
-def newest_active_key(org):
-    now = timezone.now()
-    return (
-        ApiKey.objects.filter(organization=org, kind=ApiKey.Kind.STANDARD, revoked_at__isnull=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .order_by("-created_at", "-pk")
-        .first()
-    )
 
 
 def example_model() -> str:

@@ -10,8 +10,10 @@ from django.utils import timezone
 
 from billing.models import UsageRecord
 from billing.money import usd
-from console.access import get_for_org, org_view
-from console.filters_usage import STATUSES, UsageFilterForm, filtered_usage, org_usage
+from billing.queries import usage_of
+from console.pages.common import org_view
+from console.pages.filters_usage import STATUSES, UsageFilterForm, filtered_usage
+from console.tenancy.access import get_for_org
 
 PAGE_SIZE = 50
 
@@ -47,7 +49,7 @@ def index(request):
         "form": form,
         "page": page,
         "filtering": form.is_filtering(),
-        "has_any": bool(page.object_list) or org_usage(request.org).exists(),
+        "has_any": bool(page.object_list) or usage_of(request.org).exists(),
     })
 
 

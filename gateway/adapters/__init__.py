@@ -2,12 +2,14 @@ from ..catalog import Route
 from ..errors import UpstreamError
 from .anthropic import AnthropicAdapter
 from .base import Completion, ProviderAdapter, Usage, usage_from_openai
+from .gemini import GeminiAdapter
 from .mock import MockAdapter
 from .openai import OpenAIAdapter
 
 ADAPTERS: dict[str, ProviderAdapter] = {
     "openai": OpenAIAdapter(),
     "anthropic": AnthropicAdapter(),
+    "gemini": GeminiAdapter(),
     "mock": MockAdapter(),
 }
 

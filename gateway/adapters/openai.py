@@ -1,6 +1,7 @@
 """OpenAI's chat protocol: DeepSeek, OpenAI, Groq, Together, vLLM, Ollama and the rest."""
 
 import re
+from urllib.parse import urlencode
 
 from .. import upstream
 from ..encoding import dumps
@@ -16,13 +17,22 @@ _FINISH_REASON = re.compile(rb'"finish_reason"\s*:\s*"')
 
 
 def _headers(route, stream: bool) -> dict:
-    headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
+    # The provider's static headers first: the ones the exchange itself needs win.
+    headers = {**dict(route.headers), "Content-Type": "application/json",
+               "Accept": "text/event-stream" if stream else "application/json"}
     if stream:
         headers["Accept-Encoding"] = "identity"  # relay bytes as they come, undecoded
     key = upstream.api_key_for(route)
-    if key:
+    if key and route.auth_header and route.auth_header.lower() != "authorization":
+        headers[route.auth_header] = key  # e.g. Azure OpenAI's "api-key: <key>"
+    elif key:
         headers["Authorization"] = f"Bearer {key}"
     return headers
+
+
+def _url(route, path: str) -> str:
+    url = f"{route.base_url}/{path}"
+    return f"{url}?{urlencode(route.query_params)}" if route.query_params else url
 
 
 def _upstream_body(route, chat) -> dict:
@@ -36,7 +46,7 @@ def _upstream_body(route, chat) -> dict:
 
 def _post_for_json(route, path: str, body: dict, list_field: str) -> dict:
     """A non-streamed call whose answer must be a JSON object with a list in `list_field`."""
-    resp = upstream.post(f"{route.base_url}/{path}", dumps(body), _headers(route, stream=False),
+    resp = upstream.post(_url(route, path), dumps(body), _headers(route, stream=False),
                          upstream.read_timeout(route), stream=False)
     if resp.status != 200:
         raise upstream.error_from_response(resp, route.provider, streamed=False)
@@ -59,7 +69,7 @@ class OpenAIAdapter(ProviderAdapter):
     def stream(self, route, chat):
         headers = _headers(route, stream=True)
         timeout = upstream.read_timeout(route)
-        resp = upstream.post(f"{route.base_url}/chat/completions", dumps(_upstream_body(route, chat)),
+        resp = upstream.post(_url(route, "chat/completions"), dumps(_upstream_body(route, chat)),
                              headers, timeout, stream=True)
         if resp.status != 200:
             raise upstream.error_from_response(resp, route.provider, streamed=True)

@@ -8,7 +8,7 @@ import secrets
 import pytest
 from django.contrib.auth import get_user_model
 
-from console.models import Membership
+from console.tenancy.models import Membership
 from gateway.keys import create_management_key
 from tests.api.support import Api
 

@@ -18,7 +18,7 @@ from billing.ledger import balance_of
 from billing.models import LedgerEntry, UsageRecord
 from billing.money import token_cost, usd
 from billing.reconcile import reconcile
-from console.models import Organization
+from console.tenancy.models import Organization
 from gateway.models import ApiKey
 
 pytestmark = pytest.mark.django_db(transaction=True)

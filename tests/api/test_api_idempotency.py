@@ -14,7 +14,7 @@ from billing.ledger import balance_of
 from billing.models import LedgerEntry
 from console.api.idempotency import prune
 from console.api.models import IdempotentRequest
-from console.models import AuditEvent
+from console.tenancy.models import AuditEvent
 from gateway.models import ApiKey
 from tests.api.support import assert_envelope
 

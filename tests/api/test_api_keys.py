@@ -8,7 +8,7 @@ import openai
 import pytest
 from django.utils import timezone
 
-from console.models import AuditEvent
+from console.tenancy.models import AuditEvent
 from gateway.keys import create_management_key, find_key, hash_secret, mint_api_key, playground_key
 from gateway.models import ApiKey
 from tests.api.support import assert_envelope

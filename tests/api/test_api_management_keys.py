@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from console.access import SESSION_KEY
-from console.models import AuditEvent
+from console.pages.common import SESSION_KEY
+from console.tenancy.models import AuditEvent
 from gateway.keys import create_management_key, find_key, find_management_key, hash_secret, revoke_api_key
 from gateway.models import ApiKey
 

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 
 from billing.ledger import balance_of
 from billing.models import LedgerEntry
-from console.models import AuditEvent, Membership, Organization
+from console.tenancy.models import AuditEvent, Membership, Organization
 from tests.api.support import Api, assert_envelope
 
 pytestmark = pytest.mark.django_db(transaction=True)

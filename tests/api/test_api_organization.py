@@ -5,7 +5,8 @@ from decimal import Decimal
 import pytest
 
 from billing.ledger import set_credit_limit
-from console.models import AuditEvent, Organization
+from billing.queries import account_of
+from console.tenancy.models import AuditEvent, Organization
 from tests.api.support import assert_envelope
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,7 +30,7 @@ def test_it_sets_the_threshold_and_the_webhook_secret_is_shown_once(api, org, al
     secret = body["webhook_secret"]
     assert secret.startswith("whsec_") and len(secret) > 40
     org.refresh_from_db()
-    assert org.low_balance_threshold == Decimal("12.000000000001") and org.webhook_secret == secret
+    assert account_of(org).low_balance_threshold == Decimal("12.000000000001") and org.webhook_secret == secret
 
     # Never again: not on GET, not when something else changes, not for the same URL.
     assert "webhook_secret" not in api.get("organization").json()
@@ -42,13 +43,14 @@ def test_it_sets_the_threshold_and_the_webhook_secret_is_shown_once(api, org, al
     assert rotated.startswith("whsec_") and rotated != secret
     assert api.patch("organization", json={"webhook_url": ""}).json()["webhook_url"] == ""
     org.refresh_from_db()
-    assert (org.webhook_url, org.webhook_secret, org.low_balance_threshold) == ("", "", None)
+    assert (org.webhook_url, org.webhook_secret, account_of(org).low_balance_threshold) == ("", "", None)
 
-    events = list(AuditEvent.objects.filter(action="organization.alerts_changed").order_by("pk"))
-    assert len(events) == 4  # the unchanged PATCH wrote nothing
-    assert all(e.actor == alice and e.details["via"] == management_key[:10] for e in events)
-    assert events[0].details["new_threshold"] == "12.000000000001"
-    assert not any(secret in repr(e.details) or rotated in repr(e.details) for e in events)
+    thresholds = list(AuditEvent.objects.filter(action="low_balance_threshold.changed").order_by("pk"))
+    webhooks = list(AuditEvent.objects.filter(action="webhook.changed").order_by("pk"))
+    assert len(thresholds) == 2 and len(webhooks) == 3  # the unchanged PATCH wrote nothing
+    assert all(e.actor == alice and e.details["via"] == management_key[:10] for e in thresholds + webhooks)
+    assert thresholds[0].details["new_threshold"] == "12.000000000001"
+    assert not any(secret in repr(e.details) or rotated in repr(e.details) for e in webhooks)
 
 
 @pytest.mark.parametrize("body, param, code", [
@@ -62,8 +64,8 @@ def test_it_sets_the_threshold_and_the_webhook_secret_is_shown_once(api, org, al
 ])
 def test_it_refuses_bad_values_and_changes_nothing(api, org, body, param, code):
     assert_envelope(api.patch("organization", json=body), 400, code, param)
-    assert Organization.objects.get(pk=org.pk).low_balance_threshold is None
-    assert not AuditEvent.objects.filter(action="organization.alerts_changed").exists()
+    assert account_of(org).low_balance_threshold is None and Organization.objects.get(pk=org.pk).webhook_url == ""
+    assert not AuditEvent.objects.filter(action__in=["low_balance_threshold.changed", "webhook.changed"]).exists()
 
 
 def test_a_body_that_is_not_json_is_the_envelope(api):

@@ -62,7 +62,7 @@ def sign_up_and_confirm(page, base: str, mailoutbox) -> None:
 
 
 def personal_organization():
-    from console.models import Membership
+    from console.tenancy.models import Membership
 
     membership = Membership.objects.select_related("organization").get(user__email=EMAIL)
     assert membership.role == Membership.Role.OWNER

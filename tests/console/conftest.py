@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from console.access import SESSION_KEY
-from console.models import Membership
+from console.pages.common import SESSION_KEY
+from console.tenancy.models import Membership
 
 
 def person(email: str):

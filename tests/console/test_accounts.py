@@ -6,7 +6,7 @@ import re
 import pytest
 from django.test import Client
 
-from console.models import Membership
+from console.tenancy.models import Membership
 
 pytestmark = pytest.mark.django_db
 

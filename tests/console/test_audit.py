@@ -13,9 +13,9 @@ from django.test import Client
 from django.urls import reverse
 
 from billing import ledger
-from console import tenancy
-from console.audit import record
-from console.models import AuditEvent, ImmutableAuditEvent, Membership
+from console.tenancy import actions as tenancy
+from console.tenancy.audit import record
+from console.tenancy.models import AuditEvent, ImmutableAuditEvent, Membership
 from gateway.keys import create_api_key, mint_api_key, rename_api_key, revoke_api_key
 from gateway.models import ApiKey
 from tests.console.conftest import person

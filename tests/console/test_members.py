@@ -8,8 +8,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from console import tenancy
-from console.models import Invitation, Membership
+from console.tenancy import actions as tenancy
+from console.tenancy.models import Invitation, Membership
 from tests.console.conftest import logged_in, person
 
 pytestmark = pytest.mark.django_db

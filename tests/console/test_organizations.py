@@ -1,6 +1,6 @@
 import pytest
 
-from console.models import Membership, Organization
+from console.tenancy.models import Membership, Organization
 
 pytestmark = pytest.mark.django_db
 

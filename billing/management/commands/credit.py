@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.ledger import BillingError, credit, parse_amount
 from billing.money import usd
-from console.models import Organization
+from console.tenancy.models import Organization
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.ledger import balance_of
 from billing.money import usd
-from console.models import Organization
+from console.tenancy.models import Organization
 
 
 class Command(BaseCommand):

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('console', '0005_organization_alert_settings'),
+        ('console', '0004_organization_log_content'),
     ]
 
     operations = [

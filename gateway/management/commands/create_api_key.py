@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from console.models import Organization
+from console.tenancy.models import Organization
 from gateway.keys import create_management_key, mint_api_key
 from gateway.models import ApiKey
 

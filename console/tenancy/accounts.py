@@ -4,7 +4,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.signals import user_signed_up
 from django.dispatch import receiver
 
-from .tenancy import create_organization
+from .actions import create_organization
 
 
 class AccountAdapter(DefaultAccountAdapter):

@@ -1,25 +1,20 @@
-"""Who may see and do what in the console.
+"""Who may see and do what in the console: the one module every page may import.
 
 Every console view works inside the current organization (kept in the session) and the
-user's role there. Objects are fetched through `get_for_org`, which answers 404 for
-anything outside the current organization, so an outsider cannot even learn it exists.
+user's role there. Objects are fetched through `console.tenancy.access.get_for_org`,
+which answers 404 for anything outside the current organization.
 """
 
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
 from django.shortcuts import redirect
 
-from .models import Membership
+from console.tenancy.access import has_role, memberships_of
+from console.tenancy.models import Membership
 
 SESSION_KEY = "organization_id"
-RANK = {Membership.Role.MEMBER: 0, Membership.Role.ADMIN: 1, Membership.Role.OWNER: 2}
-
-
-def memberships_of(user):
-    return Membership.objects.filter(user=user).select_related("organization").order_by("organization__name")
 
 
 def current_membership(request) -> Membership | None:
@@ -34,10 +29,6 @@ def current_membership(request) -> Membership | None:
             request.session[SESSION_KEY] = membership.organization_id
         request._membership = membership
     return request._membership
-
-
-def has_role(membership: Membership | None, role: str) -> bool:
-    return membership is not None and RANK[membership.role] >= RANK[role]
 
 
 def org_view(role: str = Membership.Role.MEMBER):
@@ -60,14 +51,6 @@ def org_view(role: str = Membership.Role.MEMBER):
         return wrapper
 
     return decorator
-
-
-def get_for_org(queryset, org, **lookup):
-    """One object of the current organization, or 404 (also for other tenants' objects)."""
-    obj = queryset.filter(organization=org, **lookup).first()
-    if obj is None:
-        raise Http404("No such object in this organization.")
-    return obj
 
 
 def current_organization(request):

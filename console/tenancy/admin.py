@@ -25,7 +25,7 @@ class InvitationAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Invitation._meta.fields]
 
     # Invitations are made in the console (the token exists only in the email) and
-    # changed through console.tenancy; the admin only shows them.
+    # changed through console.tenancy.actions; the admin only shows them.
     def has_add_permission(self, request):
         return False
 

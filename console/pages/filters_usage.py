@@ -5,8 +5,9 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from billing.models import UsageRecord
+from billing.queries import usage_of
 from gateway.models import ApiKey
+from gateway.queries import keys_of
 
 # The endings a request can have (billing.charging.UsageEvent.status).
 STATUSES = [
@@ -27,17 +28,13 @@ class UsageFilterForm(forms.Form):
         super().__init__(data)
         # Only this organization's keys and models are offered, and only they validate:
         # another tenant's key id is an invalid choice, not a way to probe its rows.
-        self.fields["key"].queryset = ApiKey.objects.filter(organization=org).order_by("name", "prefix")
+        self.fields["key"].queryset = keys_of(org).order_by("name", "prefix")
         self.fields["key"].label_from_instance = lambda k: f"{k.name or 'unnamed'} ({k.prefix}…)"
-        seen = org_usage(org).order_by("model").values_list("model", flat=True).distinct()
+        seen = usage_of(org).order_by("model").values_list("model", flat=True).distinct()
         self.fields["model"].choices = [("", "All models"), *((m, m) for m in seen)]
 
     def is_filtering(self) -> bool:
         return any(self.data.get(name) for name in self.fields)
-
-
-def org_usage(org):
-    return UsageRecord.objects.filter(organization=org)
 
 
 def start_of(day):
@@ -49,7 +46,7 @@ def filtered_usage(org, form: UsageFilterForm):
     `form` (an invalid field is shown with its error and ignored)."""
     form.is_valid()
     wanted = form.cleaned_data
-    records = org_usage(org).select_related("api_key").order_by("-created_at", "-id")
+    records = usage_of(org).select_related("api_key").order_by("-created_at", "-id")
     if wanted.get("key"):
         records = records.filter(api_key=wanted["key"])
     if wanted.get("model"):

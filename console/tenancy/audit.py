@@ -19,7 +19,7 @@ ACTIONS = {
     "key.renamed": "API key renamed",
     "key.revoked": "API key revoked",
     "key.updated": "API key limits changed",
-    "organization.alerts_changed": "Alert settings changed",
+    "webhook.changed": "Webhook URL changed",
     "member.invited": "Member invited",
     "invitation.revoked": "Invitation revoked",
     "invitation.accepted": "Invitation accepted",
@@ -29,6 +29,7 @@ ACTIONS = {
     "balance.credited": "Balance credited",
     "balance.adjusted": "Balance adjusted",
     "credit_limit.changed": "Credit limit changed",
+    "low_balance_threshold.changed": "Low-balance threshold changed",
     "code.minted": "Code minted",
     "code.redeemed": "Code redeemed",
 }

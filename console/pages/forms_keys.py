@@ -6,14 +6,14 @@ from django import forms
 from django.utils import timezone
 
 from billing.ledger import BillingError, parse_amount
-from gateway.models import ApiKey, CatalogModel
+from gateway.models import ApiKey
+from gateway.queries import enabled_models
 
 NAME_MAX = ApiKey._meta.get_field("name").max_length
 
 
 def model_choices():
-    models = CatalogModel.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
-    return [(m.public_id, m.public_id) for m in models]
+    return [(m.public_id, m.public_id) for m in enabled_models()]
 
 
 class KeyNameField(forms.CharField):

@@ -2,7 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 
-from console.tenancy import create_organization
+from console.tenancy.actions import create_organization
 
 
 class Command(BaseCommand):

@@ -15,11 +15,10 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
-from billing.ledger import open_account
-
 from . import audit
 from .access import RANK
 from .models import Invitation, Membership, Organization
+from .signals import organization_created
 
 log = logging.getLogger(__name__)
 Role = Membership.Role
@@ -50,7 +49,7 @@ def create_organization(name: str, owner_email: str) -> Organization:
         user.save(update_fields=["password"])
     org = Organization.objects.create(slug=unique_slug(name), name=name.strip())
     Membership.objects.create(user=user, organization=org, role=Membership.Role.OWNER)
-    open_account(org.pk)
+    organization_created.send(sender=Organization, organization=org)
     return org
 
 

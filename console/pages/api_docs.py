@@ -1,8 +1,9 @@
 """The console's page about the management API: where it is, how to get a key, a first call."""
 
 from django.shortcuts import render
+from django.urls import path
 
-from console.access import org_view
+from console.pages.common import org_view
 
 
 @org_view()
@@ -11,3 +12,8 @@ def index(request):
         "title": "Management API",
         "api_base": request.build_absolute_uri("/api/v1"),
     })
+
+
+urlpatterns = [
+    path("api/", index, name="management_api_docs"),
+]

@@ -2,10 +2,6 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-# Money stays exact (whole picodollars) here as everywhere; tenancy borrows billing's field
-# type only, never its models.
-from billing.money import MoneyField
-
 
 class Organization(models.Model):
     """A tenant: it owns API keys, a balance and usage. Every query is scoped to one."""
@@ -14,8 +10,7 @@ class Organization(models.Model):
     name = models.CharField(max_length=200)
     # Off unless an operator turns it on: request logs then carry prompt and completion text.
     log_content = models.BooleanField(default=False, help_text="log prompt and completion text of its requests")
-    # Alerts: below this balance owners are told (empty: never); the webhook gets a signed POST.
-    low_balance_threshold = MoneyField(null=True, blank=True, help_text="USD; empty: no low-balance alert")
+    # Where the organization's events (e.g. balance.low) are POSTed, signed with the secret.
     webhook_url = models.URLField(max_length=500, blank=True)
     # Kept to sign each delivery (HMAC needs the secret itself); shown once, when the URL is set.
     webhook_secret = models.CharField(max_length=100, blank=True, editable=False)

@@ -1,0 +1,44 @@
+"""Named reads of billing's models for the console pages above it, so the pages ask for
+what they show instead of querying billing tables themselves."""
+
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncDate
+
+from .models import Account, LedgerEntry, UsageRecord
+
+
+def account_of(org) -> Account | None:
+    return Account.objects.filter(organization=org).first()
+
+
+def ledger_of(org):
+    """The organization's ledger entries, newest first."""
+    return LedgerEntry.objects.filter(account__organization=org).order_by("-id")
+
+
+def usage_of(org):
+    """The organization's booked requests (unordered)."""
+    return UsageRecord.objects.filter(organization=org)
+
+
+def usage_by_day(org, since):
+    """Rows of day, spend (Decimal or None) and request count since `since`, oldest first;
+    days without requests are absent."""
+    return (
+        usage_of(org).filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(spend=Sum("cost"), requests=Count("id"))
+        .order_by("day")
+    )
+
+
+def usage_by_model(org, since) -> list[dict]:
+    """Requests, tokens and cost per model since `since`, the costliest first."""
+    return list(
+        usage_of(org).filter(created_at__gte=since)
+        .values("model")
+        .annotate(requests=Count("id"), prompt_tokens=Sum("prompt_tokens"),
+                  completion_tokens=Sum("completion_tokens"), cost=Sum("cost"))
+        .order_by("-cost", "model")
+    )
