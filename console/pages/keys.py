@@ -23,6 +23,11 @@ from gateway.models import ApiKey
 from gateway.queries import managed_keys
 
 
+# The management key form shares the list page with the inference key form: its own field
+# names and ids keep the two apart.
+MANAGEMENT_PREFIX = "management"
+
+
 def can_manage(request, key: ApiKey) -> bool:
     return has_role(request.membership, Membership.Role.ADMIN) or key.created_by_id == request.user.pk
 
@@ -56,7 +61,7 @@ def index(request):
     if has_role(request.membership, Membership.Role.ADMIN):
         context["management_keys"] = [with_status(request, key, now) for key in rows
                                       if key.kind == ApiKey.Kind.MANAGEMENT]
-        context["management_form"] = CreateManagementKeyForm()
+        context["management_form"] = CreateManagementKeyForm(prefix=MANAGEMENT_PREFIX)
     return render(request, "console/keys/index.html", context)
 
 
@@ -82,7 +87,7 @@ def create(request):
 @never_cache
 @org_view(Membership.Role.ADMIN)
 def create_management(request):
-    form = CreateManagementKeyForm(request.POST or None)
+    form = CreateManagementKeyForm(request.POST or None, prefix=MANAGEMENT_PREFIX)
     if request.method == "POST" and form.is_valid():
         key, secret = create_management_key(request.org, name=form.cleaned_data["name"], created_by=request.user,
                                             expires_at=form.expires_at)

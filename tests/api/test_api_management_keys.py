@@ -41,8 +41,9 @@ def test_owners_and_admins_create_one_in_the_console(request, org, who):
     browser = browser_of(user, org)
     page = browser.get("/keys/").content.decode()
     assert 'id="management-keys"' in page and "/keys/management/new/" in page
+    assert page.count('id="id_name"') == 1 and 'name="management-name"' in page  # two forms, no clash
 
-    resp = browser.post("/keys/management/new/", {"name": "ci"})
+    resp = browser.post("/keys/management/new/", {"management-name": "ci"})
     assert resp.status_code == 200 and "no-store" in resp["Cache-Control"]
     secret = MK_SECRET.search(resp.content.decode()).group(1)
     key = ApiKey.objects.get(secret_hash=hash_secret(secret))
@@ -58,7 +59,7 @@ def test_owners_and_admins_create_one_in_the_console(request, org, who):
 def test_a_member_can_neither_create_nor_see_them(org, alice, bob, management_key):
     browser = browser_of(bob, org)
     assert 'id="management-keys"' not in browser.get("/keys/").content.decode()
-    assert browser.post("/keys/management/new/", {"name": "mine"}).status_code == 403
+    assert browser.post("/keys/management/new/", {"management-name": "mine"}).status_code == 403
     assert not ApiKey.objects.filter(kind=ApiKey.Kind.MANAGEMENT, name="mine").exists()
     key = find_management_key(management_key)
     assert browser.get(f"/keys/{key.pk}/").status_code == 403
