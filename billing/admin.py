@@ -8,8 +8,12 @@ Who may do what (superusers may do everything):
 - see accounts, entries, usage, codes: the matching "Can view" permission;
 - change a credit limit: "Can change account";
 - credit or adjust a balance: "Can change account" and "Can add ledger entry";
-- mint a code: "Can add redeem code"; delete an unredeemed code: "Can delete redeem code".
+- mint a code: "Can add redeem code"; delete an unredeemed code: "Can delete redeem code";
+- replay quarantined usage events (which books their charges): "Can change quarantined
+  usage event".
 """
+
+import json
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -22,8 +26,10 @@ from django.utils.html import format_html
 
 from . import ledger
 from .forms import AccountForm, BalanceMovementForm, MintCodeForm
-from .models import Account, LedgerEntry, RedeemCode, UsageRecord
+from .models import Account, LedgerEntry, QuarantinedUsageEvent, RedeemCode, UsageRecord
 from .money import usd
+from .quarantine import event_of
+from .reconcile import replay
 
 
 def usd_column(field: str, description: str):
@@ -200,6 +206,49 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     readonly_fields = fields
 
     cost_usd = usd_column("cost", "cost (USD)")
+
+
+@admin.register(QuarantinedUsageEvent)
+class QuarantinedUsageEventAdmin(ReadOnlyAdmin):
+    """Usage events the ledger refused: seen here, replayed once their cause is fixed."""
+
+    list_display = ["request_id", "organization", "cost_usd", "attempts", "first_seen_at", "last_seen_at",
+                    "replayed_at", "short_error"]
+    list_select_related = ["organization"]
+    list_filter = [("replayed_at", admin.EmptyFieldListFilter), "last_seen_at"]
+    search_fields = ["request_id", "error", "organization__name", "organization__slug"]
+    fields = ["request_id", "organization", "cost_usd", "attempts", "first_seen_at", "last_seen_at", "replayed_at",
+              "error", "event_shown"]
+    readonly_fields = fields
+    actions = ["replay_events"]
+
+    @admin.display(description="cost (USD)")
+    def cost_usd(self, obj):
+        event = event_of(obj)
+        return event.get("cost", "-") if isinstance(event, dict) else "-"
+
+    @admin.display(description="error")
+    def short_error(self, obj):
+        return obj.error if len(obj.error) <= 80 else obj.error[:79] + "…"
+
+    @admin.display(description="event")
+    def event_shown(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(event_of(obj), indent=2, ensure_ascii=True))
+
+    def has_replay_permission(self, request):
+        return request.user.has_perm("billing.change_quarantinedusageevent")
+
+    @admin.action(description="Replay: book the selected events again", permissions=["replay"])
+    def replay_events(self, request, queryset):
+        booked, refused = replay(queryset)
+        for row in booked:
+            self.log_change(request, row, "Replayed: booked into the ledger.")
+        if booked:
+            messages.success(request, f"Booked {len(booked)} quarantined event(s).")
+        if refused:
+            messages.error(request, f"The ledger still refused {len(refused)} event(s); see their error.")
+        if not booked and not refused:
+            messages.info(request, "Nothing to replay: the selected events were already booked.")
 
 
 @admin.register(RedeemCode)

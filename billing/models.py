@@ -67,6 +67,15 @@ class LedgerEntry(models.Model):
 class UsageRecord(models.Model):
     """What one gateway request consumed and what it cost, at the prices of that moment."""
 
+    class Status(models.TextChoices):
+        """How the request ended: every value the gateway books (docs/billing.md says how
+        each is charged)."""
+
+        COMPLETED = "completed", "Completed"
+        UPSTREAM_ERROR = "upstream_error", "Upstream error"
+        CLIENT_GONE = "client_gone", "Caller went away"
+        ERROR = "error", "Gateway error"
+
     class Basis(models.TextChoices):
         PROVIDER = "provider", "Reported by the provider"
         ESTIMATED = "estimated", "Estimated from the text"
@@ -77,14 +86,16 @@ class UsageRecord(models.Model):
     api_key = models.ForeignKey("gateway.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
     catalog_model = models.ForeignKey("gateway.CatalogModel", on_delete=models.SET_NULL, null=True, blank=True)
     model = models.CharField(max_length=300, help_text="provider:modelId that served the request")
-    status = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, choices=Status.choices)
     http_status = models.PositiveSmallIntegerField()
     error_code = models.CharField(max_length=64, blank=True)
     stream = models.BooleanField(default=False)
-    prompt_tokens = models.PositiveIntegerField(default=0)
-    completion_tokens = models.PositiveIntegerField(default=0)
-    cached_tokens = models.PositiveIntegerField(default=0)
-    reasoning_tokens = models.PositiveIntegerField(default=0)
+    # 64-bit: a provider may report any count, and the record must keep the counts its
+    # cost was computed from rather than a clamped value that no longer explains it.
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cached_tokens = models.PositiveBigIntegerField(default=0)
+    reasoning_tokens = models.PositiveBigIntegerField(default=0)
     basis = models.CharField(max_length=16, choices=Basis.choices)
     input_per_mtok = models.DecimalField(max_digits=20, decimal_places=10)
     output_per_mtok = models.DecimalField(max_digits=20, decimal_places=10)
@@ -102,6 +113,29 @@ class UsageRecord(models.Model):
 
     def __str__(self):
         return f"{self.request_id} {self.model} {self.cost}"
+
+
+class QuarantinedUsageEvent(models.Model):
+    """A usage event the ledger refused even after billing.clamping fitted it: kept as it
+    was queued, with its cost, until an operator replays it (billing.reconcile.replay)."""
+
+    # The event's request id, or a digest of it when the id itself is what was refused.
+    request_id = models.CharField(max_length=100, unique=True)
+    organization = models.ForeignKey(Organization, on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="+")
+    # Text, not JSON: PostgreSQL's jsonb refuses \u0000, and this row must take any event.
+    event = models.TextField(help_text="the event as queued, as JSON with every non-ASCII character escaped")
+    error = models.TextField(help_text="why the ledger refused it, at the last attempt")
+    attempts = models.PositiveIntegerField(default=1)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField()
+    replayed_at = models.DateTimeField(null=True, blank=True, help_text="when a replay booked it")
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self):
+        return f"quarantined {self.request_id}"
 
 
 class UsageDailyRollup(models.Model):

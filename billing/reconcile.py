@@ -4,6 +4,10 @@ A batch is taken from the store, booked in one database transaction, pushed back
 store as new balances, then acknowledged. A worker that dies anywhere in between leaves
 its batch unacknowledged; another worker takes it over and books only what the database
 does not already have, because request ids and ledger references are unique.
+
+One bad event never holds up the others: each record is first fitted to its columns
+(billing.clamping); if the batch is still refused, its events are booked one by one, each
+in its own savepoint, and those refused alone are quarantined (billing.quarantine).
 """
 
 import logging
@@ -11,14 +15,20 @@ import os
 import socket
 from collections import defaultdict
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, ProgrammingError, connection, transaction
 from django.db.models import Max
+from django.utils import timezone
+
+from console.tenancy.models import Organization
 
 from .charging import event_time
+from .clamping import fit_record, forget_missing_references, is_storable_request_id
 from .ledger import account_for, publish
-from .models import Account, LedgerEntry, UsageRecord
+from .models import Account, LedgerEntry, QuarantinedUsageEvent, UsageRecord
+from .quarantine import event_of, quarantine
 from .reservations import get_store
 from .signals import usage_booked
 
@@ -52,47 +62,106 @@ def _record(event: dict) -> UsageRecord:
     )
 
 
+# Failures that say nothing about the events (the database is unreachable, the schema is
+# not migrated): the batch stays unacknowledged and is tried again, nothing is quarantined.
+NOT_THE_EVENTS_FAULT = (OperationalError, InterfaceError, ProgrammingError)
+
+
 @transaction.atomic
 def book(events: list[dict]) -> dict[int, tuple[Account, list[str]]]:
-    """Write the events the ledger does not have yet; return each touched account with
-    the request ids now booked for it."""
-    by_request = {e["request_id"]: e for e in events}
-    org_ids = sorted({e["organization_id"] for e in by_request.values()})
-    for org_id in org_ids:
+    """Write the events the ledger does not have yet; return each touched account with the
+    request ids now settled for it. An event the ledger refuses even clamped is quarantined
+    (billing.quarantine) and returned too: the live store must stop holding its cost as
+    pending, while the quarantine keeps it owed (docs/billing.md, "Quarantined events")."""
+    by_request = _bookable(events)
+    org_ids = {event["organization_id"] for event in by_request.values()}
+    for org_id in sorted(org_ids):
         account_for(org_id)
-    # Lock in a fixed order so two workers booking overlapping batches cannot deadlock;
+    if connection.vendor == "postgresql":
+        # Foreign keys are checked at commit by default, where one bad reference would
+        # refuse the whole batch; checked at once, they fail inside the event's savepoint.
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    accounts = _locked_accounts(org_ids)
+    try:
+        with transaction.atomic():
+            _write(list(by_request.values()), accounts)
+    except NOT_THE_EVENTS_FAULT:
+        raise
+    except Exception as exc:
+        log.warning("a batch of %s usage events was refused (%s: %s); booking them one by one",
+                    len(by_request), type(exc).__name__, exc)
+        accounts = _locked_accounts(org_ids)  # the refused attempt changed them in memory
+        for event in by_request.values():
+            _book_alone(event, accounts)
+    done = defaultdict(list)
+    for event in by_request.values():
+        done[event["organization_id"]].append(event["request_id"])
+    return {org_id: (accounts[org_id], ids) for org_id, ids in done.items()}
+
+
+def _bookable(events: list) -> dict[str, dict]:
+    """The events by request id, once each; those that name no storable request or no
+    existing organization are quarantined at once."""
+    by_request = {}
+    for event in events:
+        if (isinstance(event, dict) and is_storable_request_id(event.get("request_id"))
+                and type(event.get("organization_id")) is int):
+            by_request.setdefault(event["request_id"], event)
+        else:
+            quarantine(event, ValueError("not a usage event: no storable request id or no organization id"), None)
+    org_ids = set(Organization.objects.filter(pk__in={e["organization_id"] for e in by_request.values()})
+                  .values_list("pk", flat=True))
+    for request_id, event in list(by_request.items()):
+        if event["organization_id"] not in org_ids:
+            quarantine(event, LookupError(f"organization {event['organization_id']} does not exist"), None)
+            del by_request[request_id]
+    return by_request
+
+
+def _locked_accounts(org_ids) -> dict[int, Account]:
+    # Locked in a fixed order so two workers booking overlapping batches cannot deadlock;
     # only after the lock is the "already booked?" question answered for certain.
-    accounts = {a.organization_id: a for a in
-                Account.objects.select_for_update().filter(organization_id__in=org_ids).order_by("pk")}
-    booked = set(UsageRecord.objects.filter(request_id__in=by_request).values_list("request_id", flat=True))
-    records, entries = [], []
-    for request_id, event in by_request.items():
-        if request_id in booked:
-            continue
-        record = _record(event)
+    return {a.organization_id: a for a in
+            Account.objects.select_for_update().filter(organization_id__in=org_ids).order_by("pk")}
+
+
+def _book_alone(event: dict, accounts: dict[int, Account]) -> None:
+    try:
+        with transaction.atomic():
+            _write([event], accounts)
+    except NOT_THE_EVENTS_FAULT:
+        raise
+    except Exception as exc:
+        accounts.update(_locked_accounts([event["organization_id"]]))
+        quarantine(event, exc, event["organization_id"])
+
+
+def _write(events: list[dict], accounts: dict[int, Account]) -> None:
+    booked = set(UsageRecord.objects.filter(request_id__in=[e["request_id"] for e in events])
+                 .values_list("request_id", flat=True))
+    records = [fit_record(_record(event)) for event in events if event["request_id"] not in booked]
+    forget_missing_references(records)
+    entries = []
+    for record in records:
         if record.cost > 0:
             account = accounts[record.organization_id]
             account.balance -= record.cost
             record.ledger_entry = LedgerEntry(
                 account=account, kind=LedgerEntry.Kind.USAGE, amount=-record.cost, balance_after=account.balance,
-                reference=f"usage:{request_id}", note=f"{record.model} {record.prompt_tokens}+"
+                reference=f"usage:{record.request_id}", note=f"{record.model} {record.prompt_tokens}+"
                 f"{record.completion_tokens} tokens",
             )
             entries.append(record.ledger_entry)
-        records.append(record)
     LedgerEntry.objects.bulk_create(entries)
     for record in records:
         record.ledger_entry_id = record.ledger_entry.pk if record.ledger_entry else None
     UsageRecord.objects.bulk_create(records)
     for entry in entries:
         entry.account.ledger_head = max(entry.account.ledger_head, entry.pk)
-    for account in accounts.values():
+    for account in {record.organization_id: accounts[record.organization_id] for record in records}.values():
         account.save(update_fields=["balance", "ledger_head", "updated_at"])
     usage_booked.send(sender=UsageRecord, records=records)
-    done = defaultdict(list)
-    for event in by_request.values():
-        done[event["organization_id"]].append(event["request_id"])
-    return {org_id: (accounts[org_id], ids) for org_id, ids in done.items()}
 
 
 def reconcile(max_batches: int | None = None) -> int:
@@ -116,6 +185,29 @@ def reconcile(max_batches: int | None = None) -> int:
     if total:
         log.info("reconciled %s usage events", total)
     return total
+
+
+def replay(quarantined) -> tuple[list[QuarantinedUsageEvent], list[QuarantinedUsageEvent]]:
+    """Book quarantined events again, through book(), once their cause is fixed. A row is
+    marked replayed once the ledger has its request, and a marked row is skipped. Returns
+    the rows booked now and those the ledger still refused."""
+    booked, refused = [], []
+    for row in quarantined.filter(replayed_at__isnull=True):
+        with transaction.atomic():
+            # book() locks the accounts before it touches the row, as a booking worker
+            # does: the two cannot deadlock over an event delivered again meanwhile.
+            touched = book([event_of(row)])
+            if not UsageRecord.objects.filter(request_id=row.request_id).exists():
+                refused.append(row)  # book() counted the attempt and kept the new error
+                continue
+            claimed = QuarantinedUsageEvent.objects.filter(pk=row.pk, replayed_at__isnull=True).update(
+                replayed_at=timezone.now())
+            if claimed != 1:
+                continue  # another replay got there first; the ledger booked it once
+            booked.append(row)
+            for account, request_ids in touched.values():
+                transaction.on_commit(partial(publish, account, request_ids))
+    return booked, refused
 
 
 def ledger_is_consistent(organization_id: int) -> bool:

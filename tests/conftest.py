@@ -26,6 +26,7 @@ UPSTREAM_SECRET = "sk-upstream-SECRET-never-shown-0123456789"
 SCENARIOS = [
     "ok", "echo-request", "fail-500", "fail-429", "fail-400", "fail-401", "slow", "slow-stream",
     "cut-mid-stream", "bad-json", "not-an-object", "no-usage", "error-event", "long-stream", "reasoning",
+    "fail-400-poison", "huge-usage",
 ]
 
 

@@ -32,6 +32,10 @@ models behave as "ok":
   event, then ends the body cleanly without ``[DONE]``.
 - ``long-stream``: streams ``x-mock-chunks`` tokens (default 100) "tok0 ",
   "tok1 ", ...; usage 8 prompt / N completion.
+- ``fail-400-poison``: 400 whose ``code`` is 100 characters and holds NUL
+  (what the ledger's 64-character column cannot take as sent).
+- ``huge-usage``: like "ok" but reports 2**40 prompt and 2**40 completion
+  tokens (beyond a 32-bit column).
 - ``reasoning``: like "ok" with ``prompt_tokens_details.cached_tokens = 4`` and
   ``completion_tokens_details.reasoning_tokens = 2`` in usage.
 
@@ -55,6 +59,8 @@ TOKENS = ["Hello", " from", " upstream"]
 PROMPT_TOKENS = 8
 DEFAULT_DELAY = 3.0
 DEFAULT_CHUNKS = 100
+POISON_CODE = "unusual\x00" + "x" * 92
+HUGE_TOKENS = 2**40
 
 # status, envelope fields, extra headers
 FAILURES = {
@@ -65,6 +71,9 @@ FAILURES = {
     "fail-400": (400, {"message": "Invalid 'temperature': must be <= 2.",
                        "type": "invalid_request_error", "param": "temperature",
                        "code": "invalid_value"}, {}),
+    "fail-400-poison": (400, {"message": "Rejected by an unusual upstream.",
+                              "type": "invalid_request_error", "param": None,
+                              "code": POISON_CODE}, {}),
     "fail-401": (401, {"message": "Incorrect API key provided: sk-upstr***********cret.",
                        "type": "invalid_request_error", "param": None,
                        "code": "invalid_api_key"}, {}),
@@ -311,6 +320,9 @@ def _usage(scenario, completion_tokens: int) -> dict:
         "completion_tokens": completion_tokens,
         "total_tokens": PROMPT_TOKENS + completion_tokens,
     }
+    if scenario == "huge-usage":
+        usage = {"prompt_tokens": HUGE_TOKENS, "completion_tokens": HUGE_TOKENS,
+                 "total_tokens": 2 * HUGE_TOKENS}
     if scenario == "reasoning":
         usage["prompt_tokens_details"] = {"cached_tokens": 4}
         usage["completion_tokens_details"] = {"reasoning_tokens": 2}

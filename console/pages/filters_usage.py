@@ -5,16 +5,13 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
+from billing.models import UsageRecord
 from billing.queries import usage_of
 from gateway.models import ApiKey
 from gateway.queries import keys_of
 
-# The endings a request can have (billing.charging.UsageEvent.status).
-STATUSES = [
-    ("completed", "Completed"),
-    ("upstream_error", "Upstream error"),
-    ("client_gone", "Caller went away"),
-]
+# The endings a request can have: the one enumeration billing books them by.
+STATUSES = UsageRecord.Status.choices
 
 
 class UsageFilterForm(forms.Form):

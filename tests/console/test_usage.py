@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 
 from billing.charging import UsageEvent
+from billing.models import UsageRecord
 from billing.money import token_cost
 from billing.reconcile import book
 from gateway.keys import mint_api_key
@@ -100,6 +101,29 @@ def test_it_filters_by_status(as_alice, org):
     failed = usage(org, status="upstream_error")
     usage(org)
     assert rows(as_alice.get("/usage/", {"status": "upstream_error"})) == [failed]
+
+
+def test_it_filters_by_a_gateway_error(as_alice, org):
+    failed = usage(org, status="error")
+    usage(org)
+    resp = as_alice.get("/usage/", {"status": "error"})
+    assert rows(resp) == [failed]
+    page = resp.content.decode()
+    assert '<option value="error" selected>Gateway error</option>' in page
+    assert "Gateway error</span>" in page  # the row's badge names it too
+
+
+def test_every_status_billing_books_is_offered(as_alice, org):
+    page = as_alice.get("/usage/").content.decode()
+    for status in UsageRecord.Status:
+        assert f'<option value="{status.value}">{status.label}</option>' in page
+
+
+def test_an_outsider_filtering_by_status_sees_none_of_it(as_charlie, org, other_org):
+    rid = usage(org, status="error")
+    theirs = usage(other_org, status="error")
+    assert rows(as_charlie.get("/usage/", {"status": "error"})) == [theirs]
+    assert as_charlie.get(f"/usage/{rid}/").status_code == 404
 
 
 def test_it_filters_by_date_range(as_alice, org):

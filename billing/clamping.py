@@ -1,0 +1,83 @@
+"""Fitting a usage record to the ledger's columns, in one place, before it is booked.
+
+Upstreams write part of a usage event (an error code, token counts), so the ledger must
+take whatever they sent: text loses NUL and unpaired surrogates (PostgreSQL text and UTF-8
+cannot hold them) and is cut to its column's length; counts are held within their column's
+range; a key or catalog model deleted since the request is forgotten, as it would have been
+had it been deleted after booking. Three things are never changed: the request id (it is
+the record's identity: cutting two ids to one would book one request for two), the cost
+and the prices (they are what the request was charged). An event those make unbookable
+is quarantined instead (billing.quarantine).
+"""
+
+import re
+
+from django.db import models
+from django.db.backends.base.operations import BaseDatabaseOperations
+
+from .models import UsageRecord
+from .money import MoneyField
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+IDENTITY = {"request_id"}
+# The column ranges PostgreSQL enforces; SQLite would take more, but both shapes must
+# store the same values.
+RANGES = BaseDatabaseOperations.integer_field_ranges
+
+
+def fit_text(value, max_length: int | None) -> str:
+    text = _UNSTORABLE.sub("", value if isinstance(value, str) else str(value))
+    return text[:max_length] if max_length else text
+
+
+def is_storable_request_id(value) -> bool:
+    """A request id is booked as it came or not at all (both database shapes alike)."""
+    limit = UsageRecord._meta.get_field("request_id").max_length
+    return isinstance(value, str) and 0 < len(value) <= limit and not _UNSTORABLE.search(value)
+
+
+def fit_count(value: int, internal_type: str) -> int:
+    low, high = RANGES[internal_type]
+    return min(max(value, low), high)
+
+
+def _fitted_fields():
+    texts, counts = [], []
+    for field in UsageRecord._meta.concrete_fields:
+        if field.name in IDENTITY or field.primary_key or field.is_relation or isinstance(field, MoneyField):
+            continue
+        if isinstance(field, models.CharField):
+            texts.append(field)
+        elif isinstance(field, models.IntegerField):
+            counts.append(field)
+    return texts, counts
+
+
+TEXT_FIELDS, COUNT_FIELDS = _fitted_fields()
+
+
+def fit_record(record: UsageRecord) -> UsageRecord:
+    """The record with every upstream-written field made storable (in place)."""
+    for field in TEXT_FIELDS:
+        value = getattr(record, field.attname)
+        if value is not None:
+            setattr(record, field.attname, fit_text(value, field.max_length))
+    for field in COUNT_FIELDS:
+        value = getattr(record, field.attname)
+        if isinstance(value, int) and not isinstance(value, bool):
+            setattr(record, field.attname, fit_count(value, field.get_internal_type()))
+    return record
+
+
+def forget_missing_references(records: list[UsageRecord]) -> None:
+    """Unlink keys and catalog models that no longer exist, in place. The database checks
+    these references only at commit, where one dangling id would refuse every event."""
+    for name in ("api_key", "catalog_model"):
+        field = UsageRecord._meta.get_field(name)
+        wanted = {getattr(r, field.attname) for r in records} - {None}
+        found = field.related_model.objects.filter(pk__in=wanted).values_list("pk", flat=True) if wanted else ()
+        existing = set(found)
+        for record in records:
+            if getattr(record, field.attname) not in existing:
+                setattr(record, field.attname, None)
