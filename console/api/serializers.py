@@ -176,8 +176,7 @@ class UsageFilterSerializer(StrictSerializer):
     until = serializers.DateTimeField(required=False, help_text="Requests that arrived before this time.")
     model = serializers.CharField(required=False, max_length=300)
     key = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="A key id.")
-    status = serializers.CharField(required=False, max_length=20,
-                                   help_text="completed, upstream_error or client_gone.")
+    status = serializers.ChoiceField(choices=UsageRecord.Status.choices, required=False)
     # Pagination's own parameters, read by the paginator.
     cursor = serializers.CharField(required=False)
     limit = serializers.IntegerField(required=False)

@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
+from billing.models import UsageRecord
 from billing.queries import ledger_of, usage_of
 
 from .base import ManagementView
@@ -29,7 +30,7 @@ FILTERS = [
     OpenApiParameter("until", OpenApiTypes.DATETIME, description="Requests that arrived before this time."),
     OpenApiParameter("model", OpenApiTypes.STR, description="The `provider:modelId` that served the request."),
     OpenApiParameter("key", OpenApiTypes.INT, description="An inference key's id."),
-    OpenApiParameter("status", OpenApiTypes.STR, description="`completed`, `upstream_error` or `client_gone`."),
+    OpenApiParameter("status", OpenApiTypes.STR, enum=UsageRecord.Status.values, description="How the request ended."),
 ]
 GROUPS = {"day": "day", "model": "model", "key": "api_key_id"}
 

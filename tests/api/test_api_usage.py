@@ -69,6 +69,7 @@ def test_filters_narrow_the_list(api, history):
     assert api.get("usage", params={"key": theirs.pk}).json() == {"results": [], "next": None}
     assert_envelope(api.get("usage", params={"since": "yesterday"}), 400, "invalid_value", "since")
     assert_envelope(api.get("usage", params={"key": "first"}), 400, "invalid_value", "key")
+    assert_envelope(api.get("usage", params={"status": "nope"}), 400, "invalid_value", "status")
 
 
 def test_pages_follow_the_cursor_and_keep_the_filters(api, org, history):
