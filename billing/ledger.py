@@ -86,6 +86,12 @@ def adjust(organization_id: int, amount: Decimal, *, note: str, created_by=None,
                           created_by=created_by, reference=reference)
 
 
+def refund(organization_id: int, amount: Decimal, *, note: str, reference: str) -> LedgerEntry:
+    """Money paid back to whoever paid it in leaves the balance (`amount` is positive)."""
+    return _audited_entry("balance.adjusted", organization_id, LedgerEntry.Kind.REFUND, -amount, note=note,
+                          created_by=None, reference=reference)
+
+
 def open_account(organization_id: int) -> Account:
     """A new organization's account, with the signup credit if the operator grants one."""
     account = account_for(organization_id)

@@ -183,3 +183,32 @@ class RedeemCode(models.Model):
 
     def __str__(self):
         return f"{self.code[:8]}… ({usd(self.amount)} USD)"
+
+
+class TopUp(models.Model):
+    """One Stripe Checkout session an owner started to add money. Written only by
+    billing.stripe_topups: created pending, paid (and credited) by the signed webhook."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PAID = "paid", "Paid"
+        REFUNDED = "refunded", "Refunded"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="topups")
+    session_id = models.CharField(max_length=255, unique=True)
+    amount = MoneyField(help_text="what the session asks for until paid, then what Stripe says was paid")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    payment_intent = models.CharField(max_length=255, blank=True, db_index=True)
+    # Cumulative, like Stripe's charge.amount_refunded: each refund event debits only the rise.
+    refunded = MoneyField(default=ZERO)
+    receipt_url = models.URLField(max_length=2000, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.session_id} {usd(self.amount)} USD ({self.status})"

@@ -4,7 +4,7 @@ what they show instead of querying billing tables themselves."""
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 
-from .models import Account, LedgerEntry, UsageRecord
+from .models import Account, LedgerEntry, TopUp, UsageRecord
 
 
 def account_of(org) -> Account | None:
@@ -42,3 +42,9 @@ def usage_by_model(org, since) -> list[dict]:
                   completion_tokens=Sum("completion_tokens"), cost=Sum("cost"))
         .order_by("-cost", "model")
     )
+
+
+def topups_of(org, *, settled_only: bool = False):
+    """The organization's Stripe top-ups, newest first; `settled_only`: paid or refunded."""
+    topups = TopUp.objects.filter(organization=org)
+    return topups.exclude(status=TopUp.Status.PENDING) if settled_only else topups

@@ -6,6 +6,7 @@ a SQLite file under var/, an in-process cache, and Celery tasks executed in-proc
 
 import secrets
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import environ
@@ -352,7 +353,9 @@ LOGGING = {
 }
 
 # Billing
-SIGNUP_CREDIT_USD = env.str("SIGNUP_CREDIT_USD", default="0")
+# The embedded default is someone trying the product on a laptop: a dollar lets a new
+# sign-up call demo:echo at once. Production grants nothing unless the operator says so.
+SIGNUP_CREDIT_USD = env.str("SIGNUP_CREDIT_USD", default="1" if EMBEDDED else "0")
 BILLING_REDIS_PREFIX = env.str("BILLING_REDIS_PREFIX", default="mgbill")
 # Output tokens reserved for a request that sets no max_tokens on a model with no cap.
 BILLING_DEFAULT_MAX_OUTPUT_TOKENS = env.int("BILLING_DEFAULT_MAX_OUTPUT_TOKENS", default=4096)
@@ -366,6 +369,30 @@ BILLING_RECLAIM_IDLE_SECONDS = env.int("BILLING_RECLAIM_IDLE_SECONDS", default=3
 USAGE_RETENTION_DAYS = env.int("USAGE_RETENTION_DAYS", default=0)
 if USAGE_RETENTION_DAYS < 0:
     raise ImproperlyConfigured("USAGE_RETENTION_DAYS must be 0 (keep forever) or a number of days")
+
+# Stripe Checkout top-ups (billing/stripe_topups.py): off, the button hidden and the webhook
+# 404, unless both secrets are set. STRIPE_API_BASE points the library at a stand-in.
+STRIPE_SECRET_KEY = env_secret("STRIPE_SECRET_KEY") or ""
+STRIPE_WEBHOOK_SECRET = env_secret("STRIPE_WEBHOOK_SECRET") or ""
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="").rstrip("/")
+
+
+def _whole_cents(name: str, default: str) -> Decimal:
+    raw = env.str(name, default=default).strip()
+    try:
+        amount = Decimal(raw)
+    except InvalidOperation:
+        amount = None
+    if amount is None or not amount.is_finite() or amount <= 0 or amount % Decimal("0.01"):
+        raise ImproperlyConfigured(f"{name} must be a positive USD amount in whole cents, not {raw!r}")
+    return amount
+
+
+TOPUP_MIN_USD = _whole_cents("TOPUP_MIN_USD", "5")
+TOPUP_MAX_USD = _whole_cents("TOPUP_MAX_USD", "1000")
+if TOPUP_MAX_USD < TOPUP_MIN_USD:
+    raise ImproperlyConfigured("TOPUP_MAX_USD must be at least TOPUP_MIN_USD")
+
 CELERY_BEAT_SCHEDULE = {
     "reconcile-usage": {"task": "billing.tasks.reconcile_usage", "schedule": env.float("RECONCILE_EVERY_SECONDS", default=2.0)},
     "release-expired-reservations": {"task": "billing.tasks.release_expired_reservations", "schedule": 60.0},

@@ -4,7 +4,8 @@ from django.urls import include, path
 from gateway import observability
 
 from .pages import (
-    api_docs, audit, billing, dashboard, home, keys, members, models, organizations, playground, quickstart, usage,
+    api_docs, audit, billing, billing_statements, dashboard, home, keys, members, models, organizations, playground,
+    quickstart, usage,
 )
 
 urlpatterns = [
@@ -15,11 +16,13 @@ urlpatterns = [
     path("metrics", observability.metrics_view),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("billing/stripe/", include("billing.urls")),
     *home.urlpatterns,
     *dashboard.urlpatterns,
     *keys.urlpatterns,
     *usage.urlpatterns,
     *billing.urlpatterns,
+    *billing_statements.urlpatterns,
     *models.urlpatterns,
     *quickstart.urlpatterns,
     *playground.urlpatterns,

@@ -96,6 +96,12 @@ def _cache_of_this_run():
 
 
 @pytest.fixture(autouse=True)
+def _no_signup_credit(settings):
+    # The embedded default grants new sign-ups a dollar; tests count money from zero.
+    settings.SIGNUP_CREDIT_USD = "0"
+
+
+@pytest.fixture(autouse=True)
 def _fresh_caches(settings):
     # Database ids restart between tests, so no live state may outlive its test.
     settings.BILLING_REDIS_PREFIX = TEST_REDIS_PREFIX

@@ -1,21 +1,28 @@
-"""The organization's money: balance, ledger and redeeming prepaid codes. Owners only."""
+"""The organization's money: balance, ledger, top-ups by card and redeeming prepaid codes.
+Owners only (statements, for admins too, are in billing_statements)."""
 
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from billing import stripe_topups
 from billing.ledger import BillingError, redeem as redeem_code
 from billing.money import ZERO, usd
-from billing.queries import account_of, ledger_of
+from billing.queries import account_of, ledger_of, topups_of
 from console.pages.common import org_view
+from console.tenancy.access import get_for_org
 from console.tenancy.models import Membership
+from gateway.middleware import content_security_policy
 
 PAGE_SIZE = 50
+TOPUPS_SHOWN = 20
 # Below this much available credit the page warns before requests start being refused.
 LOW_BALANCE_USD = Decimal("1")
 
@@ -23,6 +30,15 @@ LOW_BALANCE_USD = Decimal("1")
 class RedeemForm(forms.Form):
     code = forms.CharField(max_length=40, label="Code", widget=forms.TextInput(attrs={
         "placeholder": "MG-XXXXXX-XXXXXX-XXXXXX-XXXXXX", "autocomplete": "off"}))
+
+
+class TopUpForm(forms.Form):
+    # The bounds are billing's rule (stripe_topups.check_amount); the widget only shows them.
+    amount = forms.DecimalField(label="Amount (USD)", max_digits=12)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].widget.attrs.update(min=settings.TOPUP_MIN_USD, max=settings.TOPUP_MAX_USD, step="0.01")
 
 
 def _signed(amount: Decimal) -> str:
@@ -40,7 +56,11 @@ def index(request):
     for entry in page:
         entry.amount_usd = _signed(entry.amount)
         entry.balance_after_usd = usd(entry.balance_after)
-    return render(request, "console/billing/index.html", {
+    returned = request.GET.get("topup")  # Stripe sent the payer back (says nothing about payment)
+    topups = list(topups_of(request.org)[:TOPUPS_SHOWN])
+    for t in topups:
+        t.amount_usd, t.refunded_usd = usd(t.amount), usd(t.refunded)
+    response = render(request, "console/billing/index.html", {
         "title": "Billing",
         "balance": usd(balance),
         "credit_limit": usd(credit_limit),
@@ -48,7 +68,52 @@ def index(request):
         "low": 0 < available < LOW_BALANCE_USD,
         "page": page,
         "form": RedeemForm(),
+        "stripe_enabled": stripe_topups.enabled(),
+        "topup_form": TopUpForm(initial={"amount": settings.TOPUP_MIN_USD}),
+        "topup_min": settings.TOPUP_MIN_USD,
+        "topup_max": settings.TOPUP_MAX_USD,
+        "topups": topups,
+        "returned_from_stripe": returned if returned in ("success", "cancelled") else None,
     })
+    if stripe_topups.enabled():
+        # The top-up form's answer redirects to Stripe, which form-action must allow.
+        response["Content-Security-Policy"] = content_security_policy().replace(
+            "form-action 'self'", f"form-action 'self' {stripe_topups.CHECKOUT_ORIGIN}", 1)
+    return response
+
+
+@require_POST
+@org_view(Membership.Role.OWNER)
+def topup(request):
+    if not stripe_topups.enabled():
+        raise Http404("Stripe top-ups are off")
+    form = TopUpForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Enter an amount in USD, e.g. 20.")
+        return redirect("billing")
+    # Built from our own URL and the request's validated host: nothing the caller sends
+    # decides where Stripe sends the payer back to.
+    return_url = request.build_absolute_uri(reverse("billing"))
+    try:
+        _, checkout_url = stripe_topups.start_checkout(request.org, form.cleaned_data["amount"], user=request.user,
+                                                       return_url=return_url)
+    except stripe_topups.TopUpError as e:
+        messages.error(request, f"Could not start the top-up: {e}.")
+        return redirect("billing")
+    return HttpResponseRedirect(checkout_url)
+
+
+@org_view(Membership.Role.OWNER)
+def receipt(request, pk):
+    topup = get_for_org(topups_of(request.org, settled_only=True), request.org, pk=pk)
+    try:
+        url = stripe_topups.receipt_url(topup)
+    except stripe_topups.StripeUnavailable:
+        url = ""
+    if not url:
+        messages.error(request, "Stripe has no receipt for this top-up yet; try again in a minute.")
+        return redirect("billing")
+    return HttpResponseRedirect(url)
 
 
 @require_POST
@@ -71,4 +136,6 @@ def redeem(request):
 urlpatterns = [
     path("billing/", index, name="billing"),
     path("billing/redeem/", redeem, name="billing_redeem"),
+    path("billing/topup/", topup, name="billing_topup"),
+    path("billing/topups/<int:pk>/receipt/", receipt, name="billing_receipt"),
 ]

@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 
+from billing import stripe_topups
 from billing.ledger import balance_of
 from billing.money import ZERO, usd
 from billing.queries import usage_by_day, usage_by_model, usage_of
@@ -45,9 +46,12 @@ def index(request):
         {"record": r, "tokens": r.prompt_tokens + r.completion_tokens, "cost": usd(r.cost)}
         for r in usage_of(org).order_by("-created_at", "-id")[:10]
     ]
+    balance = balance_of(org.pk)
     return render(request, "console/dashboard/index.html", {
         "title": "Dashboard",
-        "balance": usd(balance_of(org.pk)),
+        "balance": usd(balance),
+        "no_money": balance <= 0,
+        "stripe_enabled": stripe_topups.enabled(),
         "spend_30d": usd(sum((Decimal(d) for d in chart["spend"]), ZERO)),
         "requests_30d": sum(m["requests"] for m in models),
         "chart": chart,
