@@ -27,7 +27,7 @@ run: install
 test: install
 	$(VENV)/bin/lint-imports
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key-0123456789abcdefghijklmnopqrstuvwxyz} \
-		$(PY) -m pytest -n $${PYTEST_WORKERS:-2} $(PYTEST_ARGS)
+		$(PY) -m pytest -n $${PYTEST_WORKERS:-2} --dist loadgroup $(PYTEST_ARGS)
 
 # Needs PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL, default: local servers).
 bench: install

@@ -111,9 +111,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "gateway.fast_path.HotPathMiddleware",  # POST /v1/chat/completions and /v1/embeddings stop here
+    "gateway.entry.ApiEntryMiddleware",  # every /v1 request stops here, served by gateway.urls
     "gateway.middleware.RequestIdMiddleware",
-    "gateway.middleware.GatewayHeaderGuardMiddleware",
     "gateway.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

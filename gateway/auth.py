@@ -4,9 +4,15 @@ from rest_framework.authentication import BaseAuthentication
 from .errors import InvalidApiKey
 from .keys import KeyIdentity, find_key, looks_like_secret
 
+MAX_AUTHORIZATION_BYTES = 1024  # a key is 46 characters; anything near this is not a key
+
 
 def key_from_authorization(header: str) -> KeyIdentity:
     """The one place a bearer key becomes a caller, or InvalidApiKey saying why not."""
+    if (len(header) > MAX_AUTHORIZATION_BYTES // 4
+            and len(header.encode("utf-8", "surrogateescape")) > MAX_AUTHORIZATION_BYTES):
+        raise InvalidApiKey(f"Malformed Authorization header: it is longer than {MAX_AUTHORIZATION_BYTES} "
+                            "bytes. Send 'Authorization: Bearer sk-...'.")
     if not header:
         raise InvalidApiKey("Missing API key. Send it as 'Authorization: Bearer sk-...'.")
     scheme, _, secret = header.partition(" ")
@@ -27,7 +33,8 @@ def key_from_authorization(header: str) -> KeyIdentity:
 
 
 class ApiKeyAuthentication(BaseAuthentication):
-    """DRF's face of key_from_authorization: request.auth is a KeyIdentity."""
+    """DRF's face of key_from_authorization: request.auth is a KeyIdentity. It reads
+    headers only; nothing has read the body yet."""
 
     def authenticate(self, request):
         return (None, key_from_authorization(request.META.get("HTTP_AUTHORIZATION", "")))

@@ -2,14 +2,14 @@
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.http import RawPostDataException
 from django.http.request import RequestDataTooBig
 
 from .errors import InvalidRequest, RequestTooLarge
-from .tokens import estimate_prompt_tokens, output_tokens_bound, prompt_tokens_bound
+from .tokens import estimate_prompt_tokens, prompt_tokens_bound
 
 # Far above any model's limits, and small enough that a worst-case cost stays exact.
 MAX_OUTPUT_TOKENS = 100_000_000
@@ -18,6 +18,9 @@ MAX_CHOICES = 128
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+# The names upstreams give an answer's length cap. Any of them may be the one an upstream
+# honours, so the gateway reserves for the largest and sends that cap in each of them.
+OUTPUT_CAP_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
 
 @dataclass
@@ -25,15 +28,29 @@ class ChatRequest:
     model: str  # exactly as the caller wrote it; answers echo it back
     body: dict  # the caller's whole body; unknown fields pass through upstream
     stream: bool
-    max_tokens: int | None
+    max_tokens: int | None  # the largest output cap the caller sent, per choice
+    choices: int = 1  # n
 
     # What billing needs to know of any request: bounds to reserve, an estimate to charge.
     def prompt_bound(self, context_window: int | None) -> int:
         return prompt_tokens_bound(self.body, context_window)
 
+    def output_cap(self, max_output_tokens: int | None) -> int:
+        """The most tokens one choice may have from a model with this catalog cap."""
+        caps = [cap for cap in (self.max_tokens, max_output_tokens) if cap]
+        return min(caps) if caps else settings.BILLING_DEFAULT_MAX_OUTPUT_TOKENS
+
     def output_bound(self, max_output_tokens: int | None) -> int:
-        return output_tokens_bound(self.max_tokens, self.body.get("n"), max_output_tokens,
-                                   settings.BILLING_DEFAULT_MAX_OUTPUT_TOKENS)
+        return self.output_cap(max_output_tokens) * self.choices
+
+    def for_route(self, route) -> "ChatRequest":
+        """The request as it goes to this route: with the output cap its reservation covers
+        written explicitly (an upstream left to its own default could answer at length)."""
+        cap = self.output_cap(route.max_output_tokens)
+        fields = [name for name in OUTPUT_CAP_FIELDS if self.body.get(name) is not None] or ["max_tokens"]
+        if cap == self.max_tokens and all(self.body[name] == cap for name in fields if name in self.body):
+            return self  # the usual request: one cap, already within the model's
+        return replace(self, body={**self.body, **dict.fromkeys(fields, cap)}, max_tokens=cap)
 
     def prompt_estimate(self) -> int:
         return estimate_prompt_tokens(self.body["messages"])
@@ -180,7 +197,6 @@ def parse_chat_request(body: dict) -> ChatRequest:
         raise _type_error("stream_options", "an object")
     _optional_number(body, "temperature", 0, 2)
     _optional_number(body, "top_p", 0, 1)
-    _optional_positive_int(body, "n", MAX_CHOICES)
-    max_completion_tokens = _optional_positive_int(body, "max_completion_tokens", MAX_OUTPUT_TOKENS)
-    max_tokens = max_completion_tokens or _optional_positive_int(body, "max_tokens", MAX_OUTPUT_TOKENS)
-    return ChatRequest(model=model, body=body, stream=stream, max_tokens=max_tokens)
+    choices = _optional_positive_int(body, "n", MAX_CHOICES) or 1
+    caps = [cap for name in OUTPUT_CAP_FIELDS if (cap := _optional_positive_int(body, name, MAX_OUTPUT_TOKENS))]
+    return ChatRequest(model=model, body=body, stream=stream, max_tokens=max(caps, default=None), choices=choices)

@@ -11,8 +11,7 @@ class EmbeddingRequest:
     model: str
     body: dict
     inputs: list  # strings, or lists of token ids
-    stream: bool = False
-    max_tokens: int | None = None
+    stream: bool = False  # an embedding list is never streamed
 
     def prompt_bound(self, context_window: int | None) -> int:
         # A token is at least one byte of text; token-id inputs count themselves.
@@ -23,6 +22,9 @@ class EmbeddingRequest:
 
     def prompt_estimate(self) -> int:
         return sum(estimate_text_tokens(i) if isinstance(i, str) else len(i) for i in self.inputs)
+
+    def for_route(self, route) -> "EmbeddingRequest":
+        return self  # nothing to cap: an embedding's size is the model's
 
 
 def _is_tokens(value) -> bool:

@@ -1,16 +1,36 @@
-"""OpenAI's error envelope, with our request id, for every failure on /v1."""
+"""OpenAI's error envelope, with our request id, for every failure on /v1: `gateway_error`
+is the one place an exception becomes what the caller is told (DESIGN.md's table)."""
 
 import logging
 
+import psycopg_pool
+import redis.exceptions
+from django.core.exceptions import DisallowedHost
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.response import Response
 
 from .encoding import encode
 from .observability import request_refused
 
 log = logging.getLogger(__name__)
+
+# Redis or PostgreSQL out of reach: the live store's own "unavailable" (when billing has
+# one) and the drivers' connection failures. Django wraps psycopg's and the pool's errors
+# in OperationalError; the pool's timeout is listed too for code that meets it unwrapped.
+OUTAGES: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    OperationalError, InterfaceError, psycopg_pool.PoolTimeout,
+)
+try:
+    from billing.live import LiveStoreUnavailable
+except ImportError:  # the live store that names its outages is not there yet
+    pass
+else:
+    OUTAGES += (LiveStoreUnavailable,)
+
+OUTAGE_RETRY_AFTER_SECONDS = 1
 
 
 class GatewayError(drf.APIException):
@@ -70,6 +90,19 @@ class InsufficientQuota(GatewayError):
         super().__init__(message, headers={"x-should-retry": "false"})
 
 
+class ServiceUnavailable(GatewayError):
+    """Redis or PostgreSQL is unreachable: nothing was sent upstream and nothing charged,
+    so the caller may simply try again."""
+
+    status_code = 503
+    error_type = "api_error"
+    code = "service_unavailable"
+
+    def __init__(self, message="The gateway cannot reach its database or live store; try again shortly."):
+        super().__init__(message, headers={"x-should-retry": "true",
+                                           "retry-after": str(OUTAGE_RETRY_AFTER_SECONDS)})
+
+
 class UpstreamError(GatewayError):
     status_code = 502
     error_type = "api_error"
@@ -82,47 +115,47 @@ class UpstreamTimeout(GatewayError):
     code = "upstream_timeout"
 
 
-def envelope_response(error: GatewayError, request_id: str | None) -> HttpResponse:
-    """The envelope as a plain Django response, for answers made outside DRF (the hot
-    path, the header guard, the playground)."""
-    response = HttpResponse(encode(error.body(request_id)), content_type="application/json",
-                            status=error.status_code)
+def envelope_response(error: GatewayError, request_id: str | None, response_class=HttpResponse) -> HttpResponse:
+    response = response_class(encode(error.body(request_id)), content_type="application/json",
+                              status=error.status_code)
     for name, value in error.headers.items():
         response[name] = value
     return response
 
 
-def error_response(error: GatewayError, request_id: str | None) -> Response:
-    return Response(error.body(request_id), status=error.status_code, headers=error.headers)
-
-
-def as_gateway_error(exc: Exception) -> GatewayError | None:
-    """DRF's and Django's own exceptions, restated in our envelope."""
+def gateway_error(exc: BaseException, request_id: str | None) -> GatewayError:
+    """Any exception, restated as what the caller is told. A failure the gateway did not
+    foresee is logged here with its stack trace, and the caller sees none of it."""
     if isinstance(exc, GatewayError):
         return exc
+    if isinstance(exc, OUTAGES):
+        log.warning("request %s: infrastructure unavailable: %s: %s", request_id, type(exc).__name__, exc)
+        return ServiceUnavailable()
+    if isinstance(exc, DisallowedHost):
+        return GatewayError("Invalid Host header.", code="invalid_host")
     if isinstance(exc, drf.MethodNotAllowed):
         return GatewayError(exc.detail, code="method_not_allowed", status=405)
     if isinstance(exc, (Http404, drf.NotFound)):
         return GatewayError("Unknown request URL.", code="unknown_url", status=404)
-    if isinstance(exc, drf.Throttled):
-        return GatewayError(exc.detail, code="rate_limit_exceeded", status=429, error_type="requests")
     if isinstance(exc, drf.APIException):
         return GatewayError(str(exc.detail), code=exc.default_code, status=exc.status_code)
-    return None
+    log.error("unhandled error on request %s", request_id, exc_info=exc)
+    return GatewayError("The gateway failed to handle this request.", code="internal_error",
+                        status=500, error_type="api_error")
+
+
+def refusal_response(exc: BaseException, request_id: str | None) -> HttpResponse:
+    """The answer to a request refused before it was admitted (bad key, body, model,
+    limits, balance, an outage), counted as refused; an admitted request is counted when
+    it settles (gateway.pipeline)."""
+    error = gateway_error(exc, request_id)
+    request_refused(error.code)
+    return envelope_response(error, request_id)
 
 
 def exception_handler(exc, context):
-    request = context.get("request")
-    request_id = getattr(request, "request_id", None)
-    error = as_gateway_error(exc)
-    if error is not None and not getattr(exc, "metered", False):
-        request_refused(error.code)  # metered requests were counted when they settled
-    if error is None:
-        # Never show the caller a stack trace; the log has it, under the same request id.
-        log.exception("unhandled error on request %s", request_id)
-        error = GatewayError("The gateway failed to handle this request.", code="internal_error",
-                             status=500, error_type="api_error")
-    return error_response(error, request_id)
+    """DRF's hook: the same envelope as every other door."""
+    return refusal_response(exc, getattr(context.get("request"), "request_id", None))
 
 
 class JsonOnlyNegotiation(BaseContentNegotiation):

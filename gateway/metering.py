@@ -1,7 +1,17 @@
-"""Money and timing for one request: admit it (rate limits, spend limit, balance) before the
-upstream call, settle exactly once however the request ends."""
+"""What one request is measured by, in three parts that change for different reasons:
 
+- `Charge`: its money. Admitted once (rate limits, spend limit, balance, its worst-case
+  cost held) before any upstream call, settled once at its real cost.
+- `Timing`: when it started, when its first byte left, how long it took.
+- `CapturedText`: the answer's text as relayed, counted into tokens when the upstream does
+  not say, and kept for organizations whose operator logs content.
+
+`Exchange` holds the three with how the request ended (`Outcome`); the pipeline settles it.
+"""
+
+import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -11,10 +21,11 @@ from billing.money import token_cost, usd
 from . import admission, observability
 from .adapters import Usage
 from .catalog import Route
-from .chat_request import ChatRequest
 from .errors import InsufficientQuota
 from .limits import headers_for, rate_limit_error
 from .tokens import estimate_text_tokens
+
+log = logging.getLogger(__name__)
 
 
 def prices_of(route: Route) -> charging.Prices:
@@ -26,119 +37,167 @@ def cost_of(usage: Usage, route: Route) -> Decimal:
                       usage.cached_tokens, route.cached_input_per_mtok)
 
 
-class Meter:
-    def __init__(self, request_id: str, key, route: Route, chat: ChatRequest):
-        # `chat` may be any request with ChatRequest's billing methods (embeddings too).
-        self.request_id = request_id
-        self.key = key
-        self.route = route
-        self.chat = chat
+class Timing:
+    def __init__(self):
         self.started_at = datetime.now(UTC)
         self._t0 = time.perf_counter()
         self._first_byte: float | None = None
-        self.relayed_completion_tokens = 0  # counted from what the caller received
-        # The answer's text, kept only for organizations whose operator logs content.
-        self.completion_text: list[str] | None = [] if key.log_content else None
-        self.cost: Decimal | None = None
-        self.balance: Decimal | None = None
-        self.booked_balance: Decimal | None = None  # known at admission (see admission.Admitted)
-        self._settled = False
-
-    def admit(self, chain: list[Route]) -> dict:
-        """Count the request against the key's rate limits and hold its worst-case cost on
-        any model that may serve it, or refuse it before any upstream call. Returns the
-        rate-limit headers for the answer."""
-        amount = max(self._worst_case(route) for route in chain)
-        try:
-            admitted = admission.admit(self.key, self.request_id, amount)
-        except admission.RateLimited as e:
-            self._settled = True  # nothing was held, nothing to settle
-            raise rate_limit_error(self.key, e.window)
-        except charging.KeySpendLimitReached:
-            self._settled = True
-            raise InsufficientQuota(
-                f"This API key's spend limit of {usd(self.key.spend_limit)} USD would be passed by this "
-                "request. Raise the key's limit in the console, or use another key."
-            )
-        except charging.InsufficientBalance as e:
-            self._settled = True
-            raise InsufficientQuota(
-                f"Your prepaid balance cannot cover this request: it may cost up to {e.needed} USD and "
-                f"{max(e.available, 0)} USD is available. Add credit, or lower max_tokens."
-            )
-        self.booked_balance = admitted.booked_balance
-        window = admitted.window
-        return headers_for(self.key.rpm_limit, self.key.tpm_limit, window) if window else {}
-
-    def _worst_case(self, route: Route) -> Decimal:
-        return charging.worst_case_cost(self.chat.prompt_bound(route.context_window),
-                                        self.chat.output_bound(route.max_output_tokens), prices_of(route))
-
-    def served_by(self, route: Route) -> None:
-        """The model that answered: its price is the one charged."""
-        self.route = route
 
     def first_byte(self) -> None:
         if self._first_byte is None:
             self._first_byte = time.perf_counter()
 
+    def latency(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def ttft(self) -> float | None:
+        return self._first_byte - self._t0 if self._first_byte is not None else None
+
+
+class CapturedText:
+    def __init__(self, log_content: bool):
+        self.relayed_tokens = 0  # counted from what the caller received
+        self.kept: list[str] | None = [] if log_content else None
+
     def count_relayed(self, text: str) -> None:
         if text:
-            self.relayed_completion_tokens += estimate_text_tokens(text)
-            self.keep_text(text)
+            self.relayed_tokens += estimate_text_tokens(text)
+            self.keep(text)
 
-    def keep_text(self, text: str) -> None:
-        if self.completion_text is not None and text:
-            self.completion_text.append(text)
+    def keep(self, text: str) -> None:
+        if self.kept is not None and text:
+            self.kept.append(text)
+
+
+@dataclass
+class Outcome:
+    status: str  # completed, upstream_error, client_gone, error
+    usage: Usage | None
+    http_status: int = 200
+    error_code: str | None = None
+
+
+class Charge:
+    """The request's money: `admit` holds its worst-case cost or refuses it; `settle`
+    turns the hold into the real cost, exactly once."""
+
+    def __init__(self, request_id: str, key, admitted: admission.Admitted, headers: dict):
+        self.request_id = request_id
+        self.key = key
+        self.booked_balance = admitted.booked_balance  # the balance before this request's cost
+        self.limit_headers = headers  # the key's rate-limit state, for the answer's headers
+        self.cost: Decimal | None = None
+        self.balance: Decimal | None = None
+        self._settled = False
+
+    @classmethod
+    def admit(cls, request_id: str, key, amount: Decimal) -> "Charge":
+        """Count the request against the key's rate limits and hold `amount`, or refuse it
+        (a GatewayError) before any upstream call, leaving nothing held."""
+        try:
+            admitted = admission.admit(key, request_id, amount)
+        except admission.RateLimited as e:
+            raise rate_limit_error(key, e.window)
+        except charging.KeySpendLimitReached:
+            raise InsufficientQuota(
+                f"This API key's spend limit of {usd(key.spend_limit)} USD would be passed by this "
+                "request. Raise the key's limit in the console, or use another key."
+            )
+        except charging.InsufficientBalance as e:
+            raise InsufficientQuota(
+                f"Your prepaid balance cannot cover this request: it may cost up to {e.needed} USD and "
+                f"{max(e.available, 0)} USD is available. Add credit, or lower max_tokens."
+            )
+        window = admitted.window
+        headers = headers_for(key.rpm_limit, key.tpm_limit, window) if window else {}
+        return cls(request_id, key, admitted, headers)
+
+    def settle(self, route: Route, event_fields: dict, usage: Usage) -> None:
+        if self._settled:
+            raise RuntimeError(f"request {self.request_id} was settled twice")
+        self._settled = True
+        self.cost, self.balance = admission.settle(self.key, event_fields, prices_of(route),
+                                                   usage.prompt_tokens + usage.completion_tokens)
+
+
+@dataclass
+class Exchange:
+    """One admitted request on its way through the pipeline."""
+
+    request_id: str
+    key: object  # KeyIdentity
+    request: object  # the surface's parsed request (ChatRequest, EmbeddingRequest)
+    route: Route  # the model that answered, once one has; its price is the one charged
+    charge: Charge
+    timing: Timing
+    text: CapturedText
+    outcome: Outcome | None = None
+    served: bool = False  # whether an upstream answered at all
+
+    @property
+    def caller_model(self) -> str:
+        return self.request.model
+
+    def served_by(self, route: Route) -> None:
+        self.route, self.served = route, True
 
     def estimated_usage(self, basis: str) -> Usage:
-        return Usage(
-            prompt_tokens=self.chat.prompt_estimate(),
-            completion_tokens=self.relayed_completion_tokens,
-            basis=basis,
+        return Usage(self.request.prompt_estimate(), self.text.relayed_tokens, basis=basis)
+
+    def settle(self) -> None:
+        """Charge the outcome, queue its usage event, count and log it. Called once, after
+        the caller has the answer (gateway.relay.SettlesOnClose); never raises, because
+        the answer is already gone."""
+        outcome = self.outcome or Outcome("client_gone", self.estimated_usage("partial"))
+        usage = outcome.usage or Usage(0, 0, basis="estimated")
+        try:
+            self._check_overrun(usage)
+            latency, ttft = self.timing.latency(), self.timing.ttft()
+            self.charge.settle(self.route, self._event_fields(outcome, usage, latency, ttft), usage)
+        except Exception:
+            log.exception("could not settle request %s", self.request_id)
+            return
+        observability.request_finished(
+            request_id=self.request_id, key=self.key, model=self.caller_model, served_by=self.route.public_id,
+            stream=self.request.stream, status=outcome.status, http_status=outcome.http_status,
+            code=outcome.error_code, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            cost=self.charge.cost, latency=latency, ttft=ttft, content=self._content(),
         )
 
-    def finish(self, status: str, usage: Usage | None, http_status: int = 200, error_code: str | None = None):
-        """Settle the reservation at the real cost and queue the usage event; once only."""
-        if self._settled:
-            return
-        self._settled = True
-        usage = usage or Usage(0, 0, basis="estimated")
-        now = time.perf_counter()
-        self.cost, self.balance = admission.settle(
-            self.key,
-            {
-                "request_id": self.request_id,
-                "organization_id": self.key.organization_id,
-                "key_id": self.key.key_id,
-                "model_id": self.route.model_id,
-                "model": self.route.public_id,
-                "stream": self.chat.stream,
-                "status": status,
-                "http_status": http_status,
-                "error_code": error_code,
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "cached_tokens": usage.cached_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-                "basis": usage.basis,
-                "started_at": self.started_at.isoformat(),
-                "latency_ms": round((now - self._t0) * 1000),
-                "ttft_ms": round((self._first_byte - self._t0) * 1000) if self._first_byte else None,
-            },
-            prices_of(self.route),
-            usage.prompt_tokens + usage.completion_tokens,
-        )
-        observability.request_finished(
-            request_id=self.request_id, key=self.key, model=self.chat.model, served_by=self.route.public_id,
-            stream=self.chat.stream, status=status, http_status=http_status, code=error_code,
-            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens, cost=self.cost,
-            latency=now - self._t0, ttft=self._first_byte - self._t0 if self._first_byte else None,
-            content=self._content(),
-        )
+    def _check_overrun(self, usage: Usage) -> None:
+        # The cap was sent upstream and reserved for; an upstream that answers longer is
+        # charged what it reports (the organization's credit limit is the only slack), and
+        # the operator must hear of it.
+        bound = self.request.output_bound(self.route.max_output_tokens)
+        if self.served and usage.completion_tokens > bound:
+            excess = usage.completion_tokens - bound
+            observability.output_overrun(self.route.public_id, excess)
+            log.warning("request %s: upstream %s reported %s completion tokens, %s over the %s reserved for",
+                        self.request_id, self.route.public_id, usage.completion_tokens, excess, bound)
+
+    def _event_fields(self, outcome: Outcome, usage: Usage, latency: float, ttft: float | None) -> dict:
+        return {
+            "request_id": self.request_id,
+            "organization_id": self.key.organization_id,
+            "key_id": self.key.key_id,
+            "model_id": self.route.model_id,
+            "model": self.route.public_id,
+            "stream": self.request.stream,
+            "status": outcome.status,
+            "http_status": outcome.http_status,
+            "error_code": outcome.error_code,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cached_tokens": usage.cached_tokens,
+            "reasoning_tokens": usage.reasoning_tokens,
+            "basis": usage.basis,
+            "started_at": self.timing.started_at.isoformat(),
+            "latency_ms": round(latency * 1000),
+            "ttft_ms": round(ttft * 1000) if ttft is not None else None,
+        }
 
     def _content(self) -> dict | None:
-        if self.completion_text is None:
+        if self.text.kept is None:
             return None
-        return {"prompt": self.chat.body.get("messages", self.chat.body.get("input")),
-                "completion": "".join(self.completion_text)}
+        body = self.request.body
+        return {"prompt": body.get("messages", body.get("input")), "completion": "".join(self.text.kept)}

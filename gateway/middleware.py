@@ -7,8 +7,6 @@ import uuid
 
 from django.conf import settings
 
-from .errors import InvalidApiKey, envelope_response
-
 
 class RequestIdMiddleware:
     """Give every request an id that travels with its logs, usage record and charge.
@@ -26,33 +24,6 @@ class RequestIdMiddleware:
         return response
 
 
-GATEWAY_PREFIX = "/v1/"
-MAX_AUTHORIZATION_BYTES = 1024  # a key is 46 characters; anything near this is not a key
-
-
-class GatewayHeaderGuardMiddleware:
-    """Refuse an absurd Authorization header on /v1 before anything looks it up.
-    Sits after RequestIdMiddleware, which stamps x-request-id on this answer too."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        if request.path_info.startswith(GATEWAY_PREFIX):
-            try:
-                check_authorization_size(request)
-            except InvalidApiKey as error:
-                return envelope_response(error, getattr(request, "request_id", None))
-        return self.get_response(request)
-
-
-def check_authorization_size(request) -> None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if len(header) > MAX_AUTHORIZATION_BYTES // 4 and len(header.encode("utf-8", "surrogateescape")) > MAX_AUTHORIZATION_BYTES:
-        raise InvalidApiKey(f"Malformed Authorization header: it is longer than {MAX_AUTHORIZATION_BYTES} "
-                            "bytes. Send 'Authorization: Bearer sk-...'.")
-
-
 # The console's Content-Security-Policy. Inline <script> blocks and inline event handlers
 # written literally in templates/ (no template tags inside) are allowed by their SHA-256;
 # anything else inline is refused, so an injected script cannot run.
@@ -66,7 +37,7 @@ CSP_DIRECTIVES = {
     "form-action": "'self'",
     "object-src": "'none'",
 }
-CSP_SKIPPED_PREFIXES = (GATEWAY_PREFIX, "/admin/")  # the API answers JSON; Django's admin uses inline scripts
+CSP_SKIPPED_PREFIXES = ("/admin/",)  # the API answers JSON; Django's admin uses inline scripts
 
 _INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S | re.I)
 _EVENT_HANDLER = re.compile(r"""\son[a-z]+\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
@@ -109,7 +80,7 @@ def content_security_policy() -> str:
 
 
 class ContentSecurityPolicyMiddleware:
-    """Content-Security-Policy on the console's HTML pages (not /v1, not /admin)."""
+    """Content-Security-Policy on the console's HTML pages (not /admin; /v1 never gets here)."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -1,7 +1,7 @@
 """Seeing the gateway from outside: liveness and readiness probes, Prometheus metrics and
 one structured log line per request.
 
-The request path pays for one call, `request_finished`, made by Meter.finish: a few
+The request path pays for one call, `request_finished`, made by gateway.metering.Exchange.settle: a few
 counter and histogram updates in process memory (or an mmap'd file in multiprocess
 mode) and one log record. Everything that needs Redis or the database is computed when
 Prometheus scrapes, never per request.
@@ -50,6 +50,10 @@ COST_USD = Counter("mixgateway_cost_usd", "Cost charged in USD (approximate; the
                    ["model"], registry=REGISTRY)
 UPSTREAM_FAILURES = Counter("mixgateway_upstream_failures", "Retryable upstream failures, per attempt.",
                             ["deployment"], registry=REGISTRY)
+OUTPUT_OVERRUN_TOKENS = Counter(
+    "mixgateway_output_overrun_tokens",
+    "Completion tokens an upstream reported beyond the output cap it was sent and the gateway reserved for.",
+    ["model"], registry=REGISTRY)
 COOLDOWNS = Counter("mixgateway_cooldowns", "Times a deployment was taken out of rotation.",
                     ["deployment"], registry=REGISTRY)
 
@@ -64,6 +68,10 @@ def request_refused(code: str) -> None:
 
 def upstream_failed(deployment: str) -> None:
     UPSTREAM_FAILURES.labels(deployment).inc()
+
+
+def output_overrun(served_by: str, tokens: int) -> None:
+    OUTPUT_OVERRUN_TOKENS.labels(served_by).inc(tokens)
 
 
 def cooled_down(deployment: str) -> None:

@@ -79,6 +79,11 @@ ERRORS = {
         ("upstream_timeout", _error(504, "api_error", "upstream_timeout",
                                     "The upstream provider 'deepseek' did not answer within 60 seconds.")),
     ]),
+    503: ("The gateway cannot reach Redis or PostgreSQL: nothing was sent upstream and nothing charged; "
+          "`x-should-retry: true` and `retry-after` say to try again shortly.", [
+        ("service_unavailable", _error(503, "api_error", "service_unavailable",
+                                       "The gateway cannot reach its database or live store; try again shortly.")),
+    ]),
 }
 UNKNOWN_URL = ("unknown_url", _error(404, "invalid_request_error", "unknown_url",
                                      "Unknown request URL: GET /v1/nope."))
@@ -139,7 +144,7 @@ def _headers(statuses, answers=(), rate_limited=True) -> list:
 
 HELLO = [{"role": "user", "content": "Hello!"}]
 
-CHAT_STATUSES = [200, 400, 401, 404, 413, 429, "4XX", 502, 504]
+CHAT_STATUSES = [200, 400, 401, 404, 413, 429, "4XX", 502, 503, 504]
 chat_completions = extend_schema(
     operation_id="chat_completions_create",
     tags=["chat"],
@@ -160,7 +165,7 @@ chat_completions = extend_schema(
             description="application/json: the chat.completion, with usage and cost; text/event-stream with "
                         "`stream: true`: chat.completion.chunk events, a final usage chunk, then [DONE]."),
         (200, "text/event-stream"): OpenApiResponse(ref("ServerSentEvent")),
-        **_error_responses([400, 401, 404, 413, 429, "4XX", 502, 504]),
+        **_error_responses([400, 401, 404, 413, 429, "4XX", 502, 503, 504]),
     },
     parameters=_headers(CHAT_STATUSES, answers=[200]),
 )
@@ -173,7 +178,7 @@ embeddings = extend_schema(
     request={"application/json": ref("EmbeddingRequest")},
     examples=[OpenApiExample("hello", request_only=True, value={"model": "demo:echo", "input": "Hello!"})],
     responses={200: OpenApiResponse(ref("EmbeddingList"), description="The embeddings, with usage and cost."),
-               **_error_responses([400, 401, 404, 413, 429, "4XX", 502, 504])},
+               **_error_responses([400, 401, 404, 413, 429, "4XX", 502, 503, 504])},
     parameters=_headers(CHAT_STATUSES, answers=[200]),
 )
 

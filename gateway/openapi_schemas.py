@@ -86,7 +86,7 @@ SCHEMAS = {
                                "description": "Honoured; the final usage chunk is sent whatever it says."},
             "max_tokens": {"type": "integer", "minimum": 1, "nullable": True},
             "max_completion_tokens": {"type": "integer", "minimum": 1, "nullable": True,
-                                      "description": "Wins over max_tokens."},
+                                      "description": "The largest cap sent is reserved, and sent upstream in each cap field."},
             "temperature": {"type": "number", "minimum": 0, "maximum": 2, "nullable": True},
             "top_p": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
             "n": {"type": "integer", "minimum": 1, "nullable": True},

@@ -1,4 +1,5 @@
-"""Relaying a chat stream to the caller as server-sent events, chunk by chunk.
+"""Getting the answer to the caller: the responses whose close settles the request, and
+the chat stream relayed as server-sent events, chunk by chunk.
 
 Chunks come as dicts (translated from another protocol, or ones the gateway must read) or
 as RawChunks, an OpenAI-protocol upstream's own bytes. A RawChunk goes out as it came but
@@ -8,13 +9,13 @@ stream that ended without usage, or to log content.
 
 import logging
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 
 from .adapters import usage_from_openai
 from .adapters.base import RawChunk
 from .encoding import dumps, encode, loads
 from .errors import GatewayError, UpstreamError
-from .metering import Meter, cost_of
+from .metering import CapturedText, Exchange, Outcome, cost_of
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,49 @@ def _relayed_text(chunk: dict) -> str:
     return "".join(parts)
 
 
-class UnreadText:
-    """The RawChunks relayed but not yet read, counted into the meter in order on demand."""
+class SettlesOnClose:
+    """The one place a request is settled: when the server closes its response, after the
+    last byte went out or when the caller went away. WSGI servers, Django's test client and
+    the console's own views all close what they were given; the settlement's Redis round
+    trip and log line are then off the caller's clock."""
 
-    def __init__(self, meter: Meter):
-        self.meter = meter
+    exchange: Exchange | None = None
+
+    def close(self):
+        exchange, self.exchange = self.exchange, None  # a server may close twice
+        try:
+            if exchange is not None:
+                self.end_relay()
+                exchange.settle()
+        finally:
+            super().close()
+
+    def end_relay(self) -> None:
+        """Make sure the outcome is known before settling it."""
+
+
+class SettlingResponse(SettlesOnClose, HttpResponse):
+    """A whole answer (or an error) for an admitted request."""
+
+
+class SettlingStream(SettlesOnClose, StreamingHttpResponse):
+    """A relayed stream; its relay records how it ended, however early it is closed."""
+
+    def __init__(self, stream_relay: "StreamRelay", exchange: Exchange):
+        super().__init__(stream_relay, content_type="text/event-stream")
+        self.stream_relay, self.exchange = stream_relay, exchange
+        self["Cache-Control"] = "no-cache"
+        self["X-Accel-Buffering"] = "no"  # tell nginx not to hold the stream back
+
+    def end_relay(self) -> None:
+        self.stream_relay.close()
+
+
+class UnreadText:
+    """The RawChunks relayed but not yet read, counted into the captured text in order on demand."""
+
+    def __init__(self, text: CapturedText):
+        self.text = text
         self.chunks: list[bytes] = []
         self.size = 0
 
@@ -66,7 +105,7 @@ class UnreadText:
             parsed = [_loads_or_none(data) for data in chunks]
         for chunk in parsed:
             if isinstance(chunk, dict):
-                self.meter.count_relayed(_relayed_text(chunk))
+                self.text.count_relayed(_relayed_text(chunk))
 
 
 class Relabel:
@@ -110,14 +149,33 @@ def _as_dict(chunk, provider: str) -> dict:
         raise UpstreamError(f"The upstream provider '{provider}' sent a malformed stream event.")
 
 
-def relay(first_chunk: "dict | RawChunk", chunks, meter: Meter, request_id: str):
-    """Yield the stream's SSE bytes; record usage once however the stream ends."""
-    caller_model = meter.chat.model
+class StreamRelay:
+    """The chat stream's SSE bytes for the caller. Closing it, whether or not it was read
+    to the end (or at all), drops the upstream connection and records the outcome."""
+
+    def __init__(self, first_chunk: "dict | RawChunk", chunks, exchange: Exchange):
+        self.chunks = chunks
+        self.exchange = exchange
+        self._events = _relay(first_chunk, chunks, exchange)
+
+    def __iter__(self):
+        return self._events
+
+    def close(self) -> None:
+        self._events.close()  # runs the relay's own ending if it had started
+        # Closing the upstream iterator drops the upstream connection at once, so a caller
+        # that went away stops the generation it was paying for.
+        self.chunks.close()
+
+
+def _relay(first_chunk, chunks, exchange: Exchange):
+    caller_model = exchange.caller_model
+    text = exchange.text
     relabel = Relabel(caller_model)
-    unread = UnreadText(meter)
+    unread = UnreadText(text)
     usage = None
     status, error = "client_gone", None
-    meter.first_byte()
+    exchange.timing.first_byte()
     try:
         chunk = first_chunk
         while chunk is not None:
@@ -128,56 +186,46 @@ def relay(first_chunk: "dict | RawChunk", chunks, meter: Meter, request_id: str)
                     yield b"data: " + relabelled + b"\n\n"
                     chunk = next(chunks, None)
                     continue
-                chunk = _as_dict(chunk, meter.route.provider)  # an unusual shape: parse it
+                chunk = _as_dict(chunk, exchange.route.provider)  # an unusual shape: parse it
             chunk["model"] = caller_model
             cost = None
             if chunk.get("usage") is not None:
                 usage = usage_from_openai(chunk["usage"]) or usage
-                cost = cost_of(usage, meter.route) if usage else None
-            text = _relayed_text(chunk)
-            if text:
+                cost = cost_of(usage, exchange.route) if usage else None
+            relayed = _relayed_text(chunk)
+            if relayed:
                 unread.count()  # the text relayed before this chunk's, in order
-                meter.count_relayed(text)
+                text.count_relayed(relayed)
             yield sse(chunk, cost)
             chunk = next(chunks, None)
         if usage is None:
             # The upstream never said: bill what we relayed, and still end with usage.
             unread.count()
-            usage = meter.estimated_usage("estimated")
+            usage = exchange.estimated_usage("estimated")
             first = _first_fields(first_chunk)
             yield sse({
                 "id": first.get("id"), "object": "chat.completion.chunk", "created": first.get("created"),
                 "model": caller_model, "choices": [], "usage": usage.as_openai(),
-            }, cost_of(usage, meter.route))
+            }, cost_of(usage, exchange.route))
         status = "completed"
         yield DONE
     except GatewayError as e:
         status, error = "upstream_error", e
-        yield sse(e.body(request_id))
+        yield sse(e.body(exchange.request_id))
     except Exception:
-        log.exception("stream relay failed on request %s", request_id)
+        log.exception("stream relay failed on request %s", exchange.request_id)
         status = "upstream_error"
         error = GatewayError("The gateway failed while relaying this stream.", code="internal_error",
                              status=500, error_type="api_error")
-        yield sse(error.body(request_id))
+        yield sse(error.body(exchange.request_id))
     finally:
-        # Closing the upstream iterator drops the upstream connection at once, so a caller
-        # that went away stops the generation it was paying for.
-        chunks.close()
-        if usage is None or meter.completion_text is not None:
+        if usage is None or text.kept is not None:
             unread.count()  # the estimate of a cut stream, or the content log, needs the text
         if status != "completed" and usage is None:
-            usage = meter.estimated_usage("partial")
-        meter.finish(status, usage, http_status=200, error_code=error.code if error else None)
+            usage = exchange.estimated_usage("partial")
+        exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)
 
 
 def _first_fields(first_chunk) -> dict:
     fields = first_chunk if isinstance(first_chunk, dict) else _loads_or_none(first_chunk.data)
     return fields if isinstance(fields, dict) else {}
-
-
-def sse_response(stream) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(stream, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # tell nginx not to hold the stream back
-    return response

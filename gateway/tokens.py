@@ -76,10 +76,3 @@ def prompt_tokens_bound(body: dict, context_window: int | None) -> int:
     size += REPLY_PRIMER_TOKENS
     return min(size, context_window) if context_window else size
 
-
-def output_tokens_bound(max_tokens: int | None, n, max_output_tokens: int | None, default: int) -> int:
-    cap = max_tokens or max_output_tokens or default
-    if max_tokens and max_output_tokens:
-        cap = min(max_tokens, max_output_tokens)
-    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
-    return cap * choices

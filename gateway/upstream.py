@@ -9,7 +9,6 @@ runs the same under threads and gevent's patched sockets.
 
 import logging
 import os
-import re
 from collections.abc import Iterator
 
 from django.conf import settings
@@ -17,13 +16,13 @@ from django.conf import settings
 from . import http1
 from .encoding import loads
 from .errors import GatewayError, UpstreamError, UpstreamTimeout
+from .redaction import redact
 from .upstream_keys import decrypt
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 END_OF_BODY_WAIT_SECONDS = 0.1
-_KEY_LIKE = re.compile(r"\b(sk|key|pk|rk)[-_][A-Za-z0-9*_\-.]{6,}")
 
 _pool = None
 
@@ -65,7 +64,7 @@ def read_timeout(route) -> float:
 
 def scrub(text: str) -> str:
     """Upstream messages can quote our upstream key (masked or not); never pass that on."""
-    return _KEY_LIKE.sub("[redacted]", text)
+    return redact(text)
 
 
 def post(url: str, body: bytes, headers: dict, read_timeout: float, stream: bool) -> http1.Response:

@@ -17,6 +17,7 @@ from console.tenancy.actions import create_organization
 from gateway.catalog import forget_routes
 from gateway.catalog_loader import load_catalog
 from gateway.limits import reset_limiter
+from gateway.redaction import forget_configured_secrets
 from gateway.resilience import reset_cooldowns
 from gateway.keys import forget_remembered_keys, mint_api_key
 from tests.live_threads import wait_until_idle
@@ -26,8 +27,21 @@ UPSTREAM_SECRET = "sk-upstream-SECRET-never-shown-0123456789"
 SCENARIOS = [
     "ok", "echo-request", "fail-500", "fail-429", "fail-400", "fail-401", "slow", "slow-stream",
     "cut-mid-stream", "bad-json", "not-an-object", "no-usage", "error-event", "long-stream", "reasoning",
-    "fail-400-poison", "huge-usage",
+    "honours-max-tokens", "overruns", "echoes-key", "fail-400-poison", "huge-usage",
 ]
+
+
+# Tests that start the Procfile's processes and load them with hundreds of connections:
+# two of them at once on CI's 2 cores starve each other into timeouts, so xdist
+# (--dist loadgroup, see the Makefile) runs them one after another on one worker.
+LOAD_TEST_MODULES = {"test_worker_model", "test_outages", "test_rate_limits", "test_web_server",
+                     "test_booking_poison_worker", "test_reconcile_worker", "test_settlement_outbox"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in LOAD_TEST_MODULES:
+            item.add_marker(pytest.mark.xdist_group("load"))
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +121,7 @@ def _fresh_caches(settings):
     settings.BILLING_REDIS_PREFIX = TEST_REDIS_PREFIX
     forget_routes()
     forget_remembered_keys()
+    forget_configured_secrets()
     if not settings.REDIS_URL:
         # Never FLUSHDB a shared Redis: parallel test workers keep their billing state there.
         cache.clear()

@@ -18,7 +18,7 @@ from billing.money import from_units
 from billing.reconcile import reconcile
 from billing.reservations import RedisStore, get_store
 from billing.redis_pool import get_redis
-from gateway import admission, views
+from gateway import admission, pipeline
 from gateway.keys import identity_of, mint_api_key
 from gateway.limits import window_keys
 from gateway.models import ApiKey
@@ -45,7 +45,7 @@ def held(org) -> Decimal:
 
 
 def event_fields(key, rid: str, prompt: int, completion: int) -> dict:
-    """What Meter.finish hands to settlement."""
+    """What gateway.metering.Exchange.settle hands to settlement."""
     return {
         "request_id": rid, "organization_id": key.organization_id, "key_id": key.key_id, "model_id": None,
         "model": "mock:ok", "stream": False, "status": "completed", "http_status": 200, "error_code": None,
@@ -168,8 +168,8 @@ def redis_trips(monkeypatch):
         trips.append("upstream")
         return call_with_failover(chain, call)
 
-    call_with_failover = views.call_with_failover
-    monkeypatch.setattr(views, "call_with_failover", upstream_call)
+    call_with_failover = pipeline.call_with_failover
+    monkeypatch.setattr(pipeline, "call_with_failover", upstream_call)
     # A warm process checks cooldowns from memory; keep that memory for the whole test
     # however slow the machine, since cooldowns are not what is counted here.
     monkeypatch.setattr(RedisCooldowns, "COOLING_MEMORY_SECONDS", 600.0)

@@ -110,7 +110,7 @@ def test_the_schema_is_public_json_and_describes_only_v1(live_server):
 def test_the_chat_operation_declares_the_contract(served_schema):
     chat = served_schema["paths"]["/v1/chat/completions"]["post"]
     # Every status of DESIGN.md's error table, plus the upstream's own 4xx.
-    assert set(chat["responses"]) == {"200", "400", "401", "404", "413", "429", "4XX", "502", "504"}
+    assert set(chat["responses"]) == {"200", "400", "401", "404", "413", "429", "4XX", "502", "503", "504"}
     ok = chat["responses"]["200"]
     assert set(ok["content"]) == {"application/json", "text/event-stream"}
     assert {"x-mixgateway-cost-usd", "x-mixgateway-balance-usd", "x-mixgateway-served-by"} <= set(ok["headers"])

@@ -38,6 +38,11 @@ models behave as "ok":
   tokens (beyond a 32-bit column).
 - ``reasoning``: like "ok" with ``prompt_tokens_details.cached_tokens = 4`` and
   ``completion_tokens_details.reasoning_tokens = 2`` in usage.
+- ``honours-max-tokens``: answers exactly ``max_tokens`` completion tokens (the field an
+  older upstream honours, whatever ``max_completion_tokens`` says; 1000 when absent).
+- ``overruns``: reports 100 completion tokens more than ``max_tokens`` allowed.
+- ``echoes-key``: 400 whose message quotes the bearer key it was sent, as some
+  providers do.
 
 A base URL of ``.../down-<status>/v1`` answers that status to everything: a
 deployment that is down, for failover tests.
@@ -212,6 +217,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(status, {"error": envelope}, headers)
         if scenario == "not-an-object":
             return self._send_json(200, b"[1, 2, 3]")
+        if scenario == "echoes-key":
+            key = self.headers.get("authorization", "").removeprefix("Bearer ")
+            return self._send_error(400, f"Invalid API key format for this model: {key}", "invalid_request_error",
+                                    code="invalid_api_key_format")
         if scenario == "slow":
             time.sleep(self._header_number("x-mock-delay", DEFAULT_DELAY))
 
@@ -221,6 +230,9 @@ class _Handler(BaseHTTPRequestHandler):
         elif scenario == "long-stream":
             count = int(self._header_number("x-mock-chunks", DEFAULT_CHUNKS))
             tokens = [f"tok{i} " for i in range(count)]
+        elif scenario in ("honours-max-tokens", "overruns"):
+            count = body.get("max_tokens") or 1000
+            tokens = ["tok "] * (count + (100 if scenario == "overruns" else 0))
         usage = None if scenario == "no-usage" else _usage(scenario, len(tokens))
         completion_id = f"chatcmpl-mock{uuid.uuid4().hex[:20]}"
         model = body.get("model")

@@ -2,8 +2,8 @@
 request path and billed like any request, with no secret key in the browser.
 
 The page posts {"model", "messages"} to `playground_chat`, a session-authenticated,
-CSRF-protected endpoint that calls the gateway's `serve_chat` in-process with the
-organization's playground key and relays the same server-sent events as /v1."""
+CSRF-protected endpoint that calls the gateway's pipeline in-process with the chat
+surface and the organization's playground key, exactly as /v1/chat/completions does."""
 
 from django.conf import settings
 from django.shortcuts import render
@@ -11,11 +11,12 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 
 from console.pages.common import org_view
+from gateway import pipeline
 from gateway.chat_request import read_json_object
-from gateway.errors import GatewayError, envelope_response
+from gateway.errors import refusal_response
 from gateway.keys import playground_key
 from gateway.queries import enabled_models
-from gateway.views import serve_chat
+from gateway.surfaces.chat import CHAT
 
 PREFERRED_MODEL = "demo:echo"
 
@@ -30,7 +31,7 @@ def index(request):
 
 def playground_body(body: dict) -> dict:
     """Only the model and the conversation come from the browser; the answer always
-    streams. serve_chat checks both exactly as /v1 does."""
+    streams. The pipeline checks both exactly as /v1 does."""
     return {"model": body.get("model"), "messages": body.get("messages"), "stream": True}
 
 
@@ -38,10 +39,11 @@ def playground_body(body: dict) -> dict:
 @require_POST
 def chat(request):
     try:
+        key = playground_key(request.org, request.user)
         body = playground_body(read_json_object(request, settings.GATEWAY_MAX_BODY_BYTES))
-        return serve_chat(request, playground_key(request.org, request.user), body)
-    except GatewayError as e:
-        return envelope_response(e, request.request_id)
+        return pipeline.serve(CHAT, request, key, body)
+    except Exception as exc:  # noqa: BLE001 - the page shows the same envelope as /v1
+        return refusal_response(exc, request.request_id)
 
 
 urlpatterns = [

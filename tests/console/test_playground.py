@@ -10,6 +10,7 @@ from django.test import Client
 from billing.ledger import credit
 from billing.models import UsageRecord
 from billing.reconcile import reconcile
+from gateway import pipeline
 from gateway.keys import playground_key
 from gateway.models import ApiKey
 from tests.billing_helpers import balance
@@ -138,3 +139,12 @@ def test_playground_key_mints_once_and_replaces_a_revoked_key(org, alice):
     second = playground_key(org, alice)
     assert second.key_id != first.key_id and not second.revoked
     assert second.organization_id == org.pk and not second.allowed_models
+
+
+def test_it_is_served_by_the_same_pipeline_function_as_v1(as_bob, catalog, monkeypatch):
+    served = []
+    real_serve = pipeline.serve
+    monkeypatch.setattr(pipeline, "serve", lambda surface, request, key, body=None: served.append(surface.name)
+                        or real_serve(surface, request, key, body))
+    assert post(as_bob, {"model": "demo:echo", "messages": HELLO}).status_code == 200
+    assert served == ["chat"]
