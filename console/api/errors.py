@@ -1,14 +1,13 @@
 """Every failure of the management API as OpenAI's envelope plus the request id, like /v1."""
 
-import logging
 import math
 
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
 
-from gateway.errors import GatewayError, as_gateway_error, envelope_response, error_response
+from rest_framework.response import Response
 
-log = logging.getLogger(__name__)
+from gateway.errors import GatewayError, envelope_response, gateway_error
 
 
 class NotFound(GatewayError):
@@ -55,7 +54,7 @@ def from_validation_error(exc: drf.ValidationError) -> GatewayError:
     return GatewayError(message, code=code, param=param)
 
 
-def api_error(exc: Exception) -> GatewayError | None:
+def api_error(exc: Exception, request_id: str | None) -> GatewayError:
     if isinstance(exc, drf.ValidationError):
         return from_validation_error(exc)
     if isinstance(exc, drf.ParseError):
@@ -65,15 +64,11 @@ def api_error(exc: Exception) -> GatewayError | None:
         return GatewayError(f"Rate limit reached for this management key; retry in {wait} s.",
                             code="rate_limit_exceeded", status=429, error_type="requests",
                             headers={"retry-after": str(wait)})
-    return as_gateway_error(exc)
+    # The rest as on /v1: outages 503, never a stack trace to the caller (it is logged).
+    return gateway_error(exc, request_id)
 
 
 def exception_handler(exc, context):
     request_id = getattr(context.get("request"), "request_id", None)
-    error = api_error(exc)
-    if error is None:
-        # Never a stack trace to the caller; the log has it under the same request id.
-        log.exception("unhandled error on management API request %s", request_id)
-        error = GatewayError("The management API failed to handle this request.", code="internal_error",
-                             status=500, error_type="api_error")
-    return error_response(error, request_id)
+    error = api_error(exc, request_id)
+    return Response(error.body(request_id), status=error.status_code, headers=error.headers)
