@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from console.tenancy import audit
 
+from . import live
 from .models import Account, LedgerEntry, RedeemCode
 from .money import ZERO, InexactAmount, to_units
-from .reservations import get_store
 
 
 class BillingError(ValueError):
@@ -44,8 +44,8 @@ def account_for(organization_id: int) -> Account:
 
 def publish(account: Account, booked_request_ids=()) -> None:
     """Push the committed balance to the live store (the request path reads it there)."""
-    get_store().apply_ledger(account.organization_id, account.ledger_head, to_units(account.balance),
-                             to_units(account.credit_limit), booked_request_ids)
+    live.apply_ledger(account.organization_id, account.ledger_head, to_units(account.balance),
+                      to_units(account.credit_limit), booked_request_ids)
 
 
 def post_entry(organization_id: int, kind: str, amount: Decimal, *, reference: str | None = None,

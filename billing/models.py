@@ -212,3 +212,21 @@ class TopUp(models.Model):
 
     def __str__(self):
         return f"{self.session_id} {usd(self.amount)} USD ({self.status})"
+
+
+class SettlementOutbox(models.Model):
+    """A settlement the live store could not take (Redis unreachable as a request ended),
+    kept here so it is never lost. Booking books it, gives back the request's holds once
+    Redis answers again, then deletes the row (billing.outbox)."""
+
+    request_id = models.CharField(max_length=64, unique=True)
+    event = models.JSONField(help_text="the usage event, as the live store would have queued it")
+    error = models.CharField(max_length=200, blank=True, help_text="why the live store could not take it")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "settlement outbox"
+        ordering = ["pk"]
+
+    def __str__(self):
+        return f"{self.request_id} (kept {self.created_at:%Y-%m-%d %H:%M:%S})"

@@ -24,12 +24,12 @@ from django.utils import timezone
 
 from console.tenancy.models import Organization
 
+from . import live, outbox
 from .charging import event_time
 from .clamping import fit_record, forget_missing_references, is_storable_request_id
 from .ledger import account_for, publish
 from .models import Account, LedgerEntry, QuarantinedUsageEvent, UsageRecord
 from .quarantine import event_of, quarantine
-from .reservations import get_store
 from .signals import usage_booked
 
 log = logging.getLogger("mixgateway.billing")
@@ -165,19 +165,19 @@ def _write(events: list[dict], accounts: dict[int, Account]) -> None:
 
 
 def reconcile(max_batches: int | None = None) -> int:
-    """Book everything waiting; returns how many events were processed."""
-    store = get_store()
+    """Book everything waiting (the outbox first); returns how many events were processed."""
+    total = outbox.drain(book)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     size = settings.BILLING_RECONCILE_BATCH
-    total = batches = 0
+    batches = 0
     while max_batches is None or batches < max_batches:
-        batch = store.read_events(consumer, size, settings.BILLING_RECLAIM_IDLE_SECONDS * 1000)
+        batch = live.read_events(consumer, size, settings.BILLING_RECLAIM_IDLE_SECONDS * 1000)
         if not batch:
             break
         touched = book([event for _, event in batch])
         for account, request_ids in touched.values():
             publish(account, request_ids)
-        store.ack([event_id for event_id, _ in batch])
+        live.ack([event_id for event_id, _ in batch])
         total += len(batch)
         batches += 1
         if len(batch) < size:

@@ -1,7 +1,7 @@
 from celery import shared_task
 
+from . import live
 from .reconcile import reconcile
-from .reservations import get_store
 from .retention import prune_usage as prune_old_usage
 
 
@@ -12,7 +12,7 @@ def reconcile_usage() -> int:
 
 @shared_task
 def release_expired_reservations() -> int:
-    return get_store().release_expired()
+    return live.release_expired()
 
 
 @shared_task(acks_late=True)

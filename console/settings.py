@@ -67,7 +67,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # TLS is usually ended by the proxy in front, so plain HTTP on loopback must keep working
-# unless the operator asks for the redirect; secure cookies and HSTS follow the same switch.
+# unless the operator asks for the redirect; HSTS and always-secure cookies follow the same
+# switch. Without it, cookies are still Secure on answers to HTTPS requests
+# (console/secure_cookies.py), as the proxy reports them once trusted (TRUST_X_FORWARDED_PROTO).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
 CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
@@ -115,6 +117,7 @@ MIDDLEWARE = [
     "gateway.middleware.RequestIdMiddleware",
     "gateway.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "console.secure_cookies.SecureCookiesOverHttpsMiddleware",  # before every middleware that sets cookies
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -163,8 +166,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif _under_gevent():
     # Django keeps a connection per thread, and gevent makes every greenlet a thread: one
     # persistent connection per open stream would exhaust PostgreSQL. A per-process pool
-    # serves all greenlets instead (the warm API path never touches the database).
+    # serves all greenlets instead (the warm API path never touches the database). With
+    # health checks on, Django has the pool check a connection as it is handed out
+    # (psycopg_pool's check_connection), so one PostgreSQL dropped while idle is replaced
+    # instead of failing the request that drew it.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1, "max_size": env.int("DATABASE_POOL_SIZE", default=10), "timeout": 10,
     }
@@ -301,12 +308,31 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
 # Request hardening on /v1 (docs/deploy.md): deeper JSON or more messages get a 400.
 GATEWAY_MAX_JSON_DEPTH = env.int("GATEWAY_MAX_JSON_DEPTH", default=64)
 GATEWAY_MAX_MESSAGES = env.int("GATEWAY_MAX_MESSAGES", default=2048)
+# The web server (console/web_worker.py) closes a connection whose request line and headers
+# have not all arrived this long after it was accepted or its previous answer ended.
+GATEWAY_HEADER_TIMEOUT_SECONDS = env.float("GATEWAY_HEADER_TIMEOUT_SECONDS", default=30.0)
+if GATEWAY_HEADER_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("GATEWAY_HEADER_TIMEOUT_SECONDS must be a number of seconds above 0")
 GATEWAY_CONNECT_TIMEOUT_SECONDS = env.float("GATEWAY_CONNECT_TIMEOUT_SECONDS", default=10.0)
 GATEWAY_DEFAULT_TIMEOUT_SECONDS = env.float("GATEWAY_DEFAULT_TIMEOUT_SECONDS", default=60.0)
 # Idle keep-alive connections kept per upstream origin and process. A gevent worker can
 # have hundreds of streams open to one provider; connections beyond the pool are opened
 # as needed and closed after use.
 GATEWAY_UPSTREAM_POOL_SIZE = env.int("GATEWAY_UPSTREAM_POOL_SIZE", default=256)
+# The most bytes an upstream answer may take, as read and again as decoded (a small gzip
+# body can inflate to gigabytes); more is a 502 upstream_error, streamed or not.
+GATEWAY_MAX_UPSTREAM_BYTES = env.int("GATEWAY_MAX_UPSTREAM_BYTES", default=64 * 1024 * 1024)
+# Upstream calls read the variables every HTTP tool reads (lower case first, as curl and
+# urllib do): an outbound proxy, the hosts that bypass it, and certificate authorities
+# trusted besides the system's (an internal CA in front of a self-hosted model server).
+UPSTREAM_HTTPS_PROXY = env.str("https_proxy", default="") or env.str("HTTPS_PROXY", default="")
+UPSTREAM_HTTP_PROXY = env.str("http_proxy", default="") or env.str("HTTP_PROXY", default="")
+UPSTREAM_NO_PROXY = env.str("no_proxy", default="") or env.str("NO_PROXY", default="")
+for _name, _proxy in (("HTTPS_PROXY", UPSTREAM_HTTPS_PROXY), ("HTTP_PROXY", UPSTREAM_HTTP_PROXY)):
+    if "://" in _proxy and not _proxy.startswith("http://"):
+        raise ImproperlyConfigured(f"{_name} must be an http:// proxy (host:port or http://user:pass@host:port)")
+UPSTREAM_CA_FILE = env.str("SSL_CERT_FILE", default="")
+UPSTREAM_CA_DIR = env.str("SSL_CERT_DIR", default="")
 GATEWAY_CACHE_SECONDS = env.int("GATEWAY_CACHE_SECONDS", default=5)
 # How long a process trusts its own memory of a key: the bound on how late another
 # process sees a revocation.

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from billing import charging
-from billing.money import token_cost, usd
+from billing import charging, live
+from billing.money import usd
 
-from . import admission, observability
+from . import observability
 from .adapters import Usage
 from .catalog import Route
 from .errors import InsufficientQuota
@@ -33,8 +33,9 @@ def prices_of(route: Route) -> charging.Prices:
 
 
 def cost_of(usage: Usage, route: Route) -> Decimal:
-    return token_cost(usage.prompt_tokens, usage.completion_tokens, route.input_per_mtok, route.output_per_mtok,
-                      usage.cached_tokens, route.cached_input_per_mtok)
+    """What settling will charge, for the header and the stream's usage chunk: billing's
+    one cost rule on the route's prices."""
+    return charging.cost_of(prices_of(route), usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
 
 
 class Timing:
@@ -81,7 +82,7 @@ class Charge:
     """The request's money: `admit` holds its worst-case cost or refuses it; `settle`
     turns the hold into the real cost, exactly once."""
 
-    def __init__(self, request_id: str, key, admitted: admission.Admitted, headers: dict):
+    def __init__(self, request_id: str, key, admitted: live.Admitted, headers: dict):
         self.request_id = request_id
         self.key = key
         self.booked_balance = admitted.booked_balance  # the balance before this request's cost
@@ -95,8 +96,8 @@ class Charge:
         """Count the request against the key's rate limits and hold `amount`, or refuse it
         (a GatewayError) before any upstream call, leaving nothing held."""
         try:
-            admitted = admission.admit(key, request_id, amount)
-        except admission.RateLimited as e:
+            admitted = live.admit(key, request_id, amount)
+        except live.RateLimited as e:
             raise rate_limit_error(key, e.window)
         except charging.KeySpendLimitReached:
             raise InsufficientQuota(
@@ -116,7 +117,7 @@ class Charge:
         if self._settled:
             raise RuntimeError(f"request {self.request_id} was settled twice")
         self._settled = True
-        self.cost, self.balance = admission.settle(self.key, event_fields, prices_of(route),
+        self.cost, self.balance = live.settle(self.key, event_fields, prices_of(route),
                                                    usage.prompt_tokens + usage.completion_tokens)
 
 

@@ -10,7 +10,6 @@ Prometheus scrapes, never per request.
 import hmac
 import json
 import logging
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -24,7 +23,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 
 from billing.money import usd
-from billing.reservations import LocalStore, RedisStore, get_store
 
 log = logging.getLogger(__name__)
 request_log = logging.getLogger("mixgateway.requests")
@@ -162,34 +160,19 @@ STATE = GatewayStateCollector()
 REGISTRY.register(STATE)
 
 
+# billing.live is imported when scraped: this module is loaded with the logging settings,
+# before Django's apps (and billing's models) are ready.
+
 def outstanding_reservations() -> int:
-    store = get_store()
-    if isinstance(store, RedisStore):
-        return store.redis.zcard(store.holds)
-    if isinstance(store, LocalStore):
-        with store._lock:  # the store offers no counter of its own
-            return sum(len(acct["holds"]) for acct in store._accounts.values())
-    return 0
+    from billing import live
+
+    return live.outstanding_holds()
 
 
 def reconciliation_lag_seconds() -> float:
-    store = get_store()
-    if isinstance(store, RedisStore):
-        # Events leave the stream only once booked (ack deletes them), and a stream id
-        # starts with its creation time in milliseconds.
-        oldest = store.redis.xrange(store.stream, "-", "+", count=1)
-        if not oldest:
-            return 0.0
-        millis = int(oldest[0][0].split("-", 1)[0])
-        return max(time.time() - millis / 1000, 0.0)
-    if isinstance(store, LocalStore):
-        with store._lock:
-            events = [event for _, event in store._events] + [event for _, event in store._unacked.values()]
-        if not events:
-            return 0.0
-        oldest = min(datetime.fromisoformat(e["started_at"]) for e in events)
-        return max((datetime.now(UTC) - oldest).total_seconds(), 0.0)
-    return 0.0
+    from billing import live
+
+    return live.oldest_event_age_seconds()
 
 
 def _scrape_registry() -> CollectorRegistry:

@@ -29,11 +29,18 @@ _pool = None
 
 def pool() -> http1.Pool:
     """The process's kept-alive upstream connections. Shared by every tenant, which is safe
-    because http1 keeps no cookies and reads no proxy settings. Created on first use, after
-    gevent (if any) has patched the socket module."""
+    because http1 keeps no cookies and the proxy and trusted authorities are the
+    operator's, the same for all. Created on first use, after gevent (if any) has patched
+    the socket module."""
     global _pool
     if _pool is None:
-        _pool = http1.Pool(max_idle=settings.GATEWAY_UPSTREAM_POOL_SIZE)
+        _pool = http1.Pool(
+            max_idle=settings.GATEWAY_UPSTREAM_POOL_SIZE,
+            ssl_context=http1.trusted_authorities(settings.UPSTREAM_CA_FILE, settings.UPSTREAM_CA_DIR),
+            proxies=http1.ProxyRoutes(settings.UPSTREAM_HTTPS_PROXY, settings.UPSTREAM_HTTP_PROXY,
+                                      settings.UPSTREAM_NO_PROXY),
+            max_answer_bytes=settings.GATEWAY_MAX_UPSTREAM_BYTES,
+        )
     return _pool
 
 
@@ -68,9 +75,10 @@ def scrub(text: str) -> str:
 
 
 def post(url: str, body: bytes, headers: dict, read_timeout: float, stream: bool) -> http1.Response:
-    """POST `body` (JSON, already serialised); a streamed answer's body is left on the wire
-    undecoded, any other is read in full. Redirects are answered, not followed; nothing is
-    retried (retries and failover are resilience.py's decision)."""
+    """POST `body` (JSON, already serialised); a streamed answer's body is left on the wire,
+    any other is read in full. Redirects are answered, not followed; nothing is
+    retried but a kept-alive connection found closed (http1 does that once, on a new
+    connection, before any byte came back); retries and failover are resilience.py's."""
     try:
         return pool().post(url, body, headers, settings.GATEWAY_CONNECT_TIMEOUT_SECONDS, read_timeout, stream)
     except http1.ConnectTimeout:
@@ -80,9 +88,16 @@ def post(url: str, body: bytes, headers: dict, read_timeout: float, stream: bool
         raise UpstreamError("Could not reach the upstream provider.")
     except TimeoutError:
         raise UpstreamTimeout(f"The upstream provider did not answer within {read_timeout:g} seconds.")
+    except http1.AnswerTooLarge as e:
+        raise _too_large("answer", url, e)
     except (http1.ProtocolError, OSError, ValueError) as e:
         log.warning("upstream request to %s failed: %s", url, type(e).__name__)
         raise UpstreamError("Could not reach the upstream provider.")
+
+
+def _too_large(kind: str, where: str, e: http1.AnswerTooLarge) -> UpstreamError:
+    log.warning("upstream %s from %s refused: %s (GATEWAY_MAX_UPSTREAM_BYTES)", kind, where, e)
+    return UpstreamError(f"The upstream provider's {kind} is larger than this gateway accepts.")
 
 
 def json_body(resp: http1.Response, provider: str):
@@ -163,6 +178,8 @@ def iter_sse_data(resp: http1.Response, read_timeout: float, last: bytes | None 
             buffer = buffer[start:]
     except TimeoutError:
         raise UpstreamTimeout(f"The upstream provider sent nothing for {read_timeout:g} seconds.")
+    except http1.AnswerTooLarge as e:
+        raise _too_large("stream", "a stream", e)
     except (http1.ProtocolError, OSError):
         raise UpstreamError("The upstream provider's stream broke off.")
     finally:

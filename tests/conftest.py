@@ -9,14 +9,12 @@ import openai
 import pytest
 from django.core.cache import cache
 
-from billing.key_budgets import reset_budgets
+from billing import live
 from billing.ledger import credit
-from billing.reservations import RedisStore, get_store, reset_store
 
 from console.tenancy.actions import create_organization
 from gateway.catalog import forget_routes
 from gateway.catalog_loader import load_catalog
-from gateway.limits import reset_limiter
 from gateway.redaction import forget_configured_secrets
 from gateway.resilience import reset_cooldowns
 from gateway.keys import forget_remembered_keys, mint_api_key
@@ -75,16 +73,16 @@ TEST_REDIS_PREFIX = f"mgtest{os.environ.get('PYTEST_XDIST_WORKER', '')}"
 
 
 def clear_billing_store():
-    reset_budgets()
-    reset_limiter()
+    from django.conf import settings
+
     reset_cooldowns()
-    reset_store()
-    store = get_store()
-    if isinstance(store, RedisStore):
-        keys = list(store.redis.scan_iter(f"{TEST_REDIS_PREFIX}:*", count=1000))
+    live.reset()  # the embedded default's in-process Redis goes with it
+    if settings.REDIS_URL:
+        client = live.client()
+        keys = list(client.scan_iter(f"{TEST_REDIS_PREFIX}:*", count=1000))
         if keys:
-            store.redis.delete(*keys)
-    reset_store()
+            client.delete(*keys)
+    live.reset()
 
 
 @pytest.fixture(autouse=True)

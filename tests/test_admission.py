@@ -1,30 +1,35 @@
 """Admission and settlement: rate window, key spend limit and balance, all or nothing, in
-one Redis round trip each way (and the same semantics in process memory)."""
+one Redis round trip each way (the embedded default runs the same scripts in process)."""
 
 import dataclasses
 import hashlib
 import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import openai
 import pytest
+from django.conf import settings
+from django.db import connection
 
-from billing import charging
-from billing.key_budgets import budgets
+from billing import charging, live, live_scripts
 from billing.models import UsageRecord
-from billing.money import from_units
+from billing.money import from_units, to_units
 from billing.reconcile import reconcile
-from billing.reservations import RedisStore, get_store
 from billing.redis_pool import get_redis
-from gateway import admission, pipeline
+from gateway import pipeline
 from gateway.keys import identity_of, mint_api_key
-from gateway.limits import window_keys
 from gateway.models import ApiKey
 from gateway.resilience import RedisCooldowns
 from tests.live_threads import wait_until_idle
 
+ROOT = Path(__file__).resolve().parent.parent
 PRICES = charging.Prices(Decimal("0.27"), Decimal("1.10"), None)
 HELLO = [{"role": "user", "content": "Say hello"}]
 
@@ -40,7 +45,7 @@ def request_id() -> str:
 
 
 def held(org) -> Decimal:
-    snapshot = get_store().snapshot(org.pk)  # None: nothing was ever held
+    snapshot = live.snapshot(org.pk)  # None: nothing was ever held
     return from_units(snapshot.held) if snapshot else Decimal(0)
 
 
@@ -58,10 +63,10 @@ def event_fields(key, rid: str, prompt: int, completion: int) -> dict:
 def test_a_request_refused_for_its_balance_leaves_no_trace(org):
     key = key_of(org, rpm_limit=1, spend_limit=Decimal("150"))
     with pytest.raises(charging.InsufficientBalance) as refused:
-        admission.admit(key, request_id(), Decimal("120"))  # the key allows it, the 100 USD do not
+        live.admit(key, request_id(), Decimal("120"))  # the key allows it, the 100 USD do not
     assert refused.value.available == Decimal("100") and refused.value.needed == Decimal("120")
     # Neither the minute's one request nor 120 USD of the key's 150 were taken.
-    window = admission.admit(key, request_id(), Decimal("60")).window
+    window = live.admit(key, request_id(), Decimal("60")).window
     assert window.allowed and window.requests == 1
     assert held(org) == Decimal("60")
 
@@ -70,18 +75,18 @@ def test_a_request_refused_for_its_balance_leaves_no_trace(org):
 def test_a_request_refused_for_the_keys_spend_limit_leaves_no_trace(org):
     key = key_of(org, rpm_limit=1, spend_limit=Decimal("50"))
     with pytest.raises(charging.KeySpendLimitReached):
-        admission.admit(key, request_id(), Decimal("60"))
+        live.admit(key, request_id(), Decimal("60"))
     assert held(org) == 0
-    assert admission.admit(key, request_id(), Decimal("40")).window.requests == 1
+    assert live.admit(key, request_id(), Decimal("40")).window.requests == 1
     assert held(org) == Decimal("40")
 
 
 @pytest.mark.django_db
 def test_rate_limits_are_checked_first(org):
     key = key_of(org, rpm_limit=1, spend_limit=Decimal("1"))
-    admission.admit(key, request_id(), Decimal("0.5"))
-    with pytest.raises(admission.RateLimited) as refused:
-        admission.admit(key, request_id(), Decimal("1000"))  # over both money limits too
+    live.admit(key, request_id(), Decimal("0.5"))
+    with pytest.raises(live.RateLimited) as refused:
+        live.admit(key, request_id(), Decimal("1000"))  # over both money limits too
     assert not refused.value.window.allowed and refused.value.window.requests == 1
     assert 0 < refused.value.window.reset_seconds <= 60
     assert held(org) == Decimal("0.5")
@@ -89,7 +94,7 @@ def test_rate_limits_are_checked_first(org):
 
 @pytest.mark.django_db
 def test_a_key_without_limits_gets_no_window(org):
-    assert admission.admit(key_of(org), request_id(), Decimal("1")).window is None
+    assert live.admit(key_of(org), request_id(), Decimal("1")).window is None
     assert held(org) == Decimal("1")
 
 
@@ -97,20 +102,20 @@ def test_a_key_without_limits_gets_no_window(org):
 def test_settling_books_the_cost_everywhere_at_once(org):
     key = key_of(org, tpm_limit=2000, spend_limit=Decimal("1"))
     rid = request_id()
-    admission.admit(key, rid, Decimal("0.5"))
-    cost, balance = admission.settle(key, event_fields(key, rid, 1000, 1000), PRICES, 2000)
+    live.admit(key, rid, Decimal("0.5"))
+    cost, balance = live.settle(key, event_fields(key, rid, 1000, 1000), PRICES, 2000)
     assert cost == Decimal("0.00137")
     assert balance == Decimal("100") - cost
     assert held(org) == 0
     # The window counted the 2,000 tokens: the minute is spent.
-    with pytest.raises(admission.RateLimited) as refused:
-        admission.admit(key, request_id(), Decimal("0.01"))
+    with pytest.raises(live.RateLimited) as refused:
+        live.admit(key, request_id(), Decimal("0.01"))
     assert refused.value.window.tokens == 2000
     # The key's spend now includes the cost, to the picodollar.
     unlimited_rate = dataclasses.replace(key, tpm_limit=None)
     with pytest.raises(charging.KeySpendLimitReached):
-        admission.admit(unlimited_rate, request_id(), Decimal("1") - cost + from_units(1))
-    admission.admit(unlimited_rate, request_id(), Decimal("1") - cost)
+        live.admit(unlimited_rate, request_id(), Decimal("1") - cost + from_units(1))
+    live.admit(unlimited_rate, request_id(), Decimal("1") - cost)
     # And the usage event reaches the ledger as before.
     reconcile()
     assert UsageRecord.objects.get(request_id=rid).cost == cost
@@ -130,18 +135,16 @@ def test_the_usage_event_is_the_json_it_always_was():
 def test_the_exact_balance_check_has_the_last_word(org):
     """Lua compares doubles; above 2**53 picodollars (9,007 USD) Python must catch what
     they cannot tell apart, and take back everything the script held."""
-    store = get_store()
-    if not isinstance(store, RedisStore):
-        pytest.skip("the embedded default compares Python integers")
-    store.load(org.pk, 0, 2**53, 0)  # the account is already loaded: the ledger is not read
+    live.apply_ledger(org.pk, 0, 2**53, 0)  # the account is already loaded: the ledger is not read
     key = key_of(org, rpm_limit=5, spend_limit=Decimal("100000"))
     rid = request_id()
     with pytest.raises(charging.InsufficientBalance):
-        admission.admit(key, rid, from_units(2**53 + 1))
-    assert store.snapshot(org.pk).held == 0
-    assert store.redis.zscore(store.holds, store.hold_member(org.pk, rid)) is None
-    assert store.redis.hget(budgets().key(key.key_id), "held") == "0"
-    assert store.redis.get(window_keys(store.prefix, key.key_id)[0]) == "0"
+        live.admit(key, rid, from_units(2**53 + 1))
+    redis, layout = live.client(), live.layout()
+    assert live.snapshot(org.pk).held == 0
+    assert redis.zscore(layout.holds, layout.hold_member(org.pk, key.key_id, rid)) is None
+    assert redis.hget(layout.key_spend(key.key_id), "held") == "0"
+    assert redis.get(layout.window(key.key_id)[0]) == "0"
 
 
 # -- round trips ------------------------------------------------------------------------
@@ -152,7 +155,7 @@ def redis_trips(monkeypatch):
     """Every round trip the gateway's own Redis client makes (billing, limits, cooldowns;
     not Django's cache), as (command, first argument), with "upstream" marking the call
     to the model. Counted where commands leave for the socket of the real server."""
-    if not isinstance(get_store(), RedisStore):
+    if not settings.REDIS_URL:
         pytest.skip("the embedded default makes no round trips")
     pool = get_redis().connection_pool
     trips = []
@@ -202,4 +205,45 @@ def test_a_warm_request_makes_one_round_trip_before_the_upstream_and_one_after(g
     chat()  # cold: loads the account and the key's spend, loads the scripts, connects
     redis_trips.clear()
     chat()
-    assert redis_trips == [("EVALSHA", sha(admission.ADMIT)), "upstream", ("EVALSHA", sha(admission.SETTLE))]
+    assert redis_trips == [("EVALSHA", sha(live_scripts.ADMIT)), "upstream", ("EVALSHA", sha(live_scripts.SETTLE))]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_credit_from_another_process_reaches_admission_within_the_cache_bound(other_org, settings):
+    """The credit command runs in its own process: with Redis it publishes to the shared
+    store, and the embedded default's in-process store reads the ledger again every
+    GATEWAY_CACHE_SECONDS."""
+    settings.GATEWAY_CACHE_SECONDS = 1
+    key = key_of(other_org)  # an organization with nothing to spend
+    with pytest.raises(charging.InsufficientBalance):
+        live.admit(key, request_id(), Decimal("1"))
+    db = connection.settings_dict
+    database_url = (f"sqlite:///{db['NAME']}" if connection.vendor == "sqlite" else
+                    f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}")
+    subprocess.run(
+        [sys.executable, "manage.py", "credit", "--tenant", other_org.slug, "5"], cwd=ROOT, check=True,
+        capture_output=True, env={**os.environ, "DATABASE_URL": database_url, "REDIS_URL": settings.REDIS_URL,
+                                  "BILLING_REDIS_PREFIX": settings.BILLING_REDIS_PREFIX},
+    )
+    credited = time.monotonic()
+    while True:
+        try:
+            live.admit(key, request_id(), Decimal("1"))
+            break
+        except charging.InsufficientBalance:
+            assert time.monotonic() - credited < settings.GATEWAY_CACHE_SECONDS + 1, "the credit never arrived"
+            time.sleep(0.05)
+
+
+@pytest.mark.django_db
+def test_the_sweep_gives_back_the_holds_of_requests_that_never_settled(org, settings):
+    key = key_of(org, spend_limit=Decimal("5"))
+    abandoned, running = request_id(), request_id()
+    live.admit(key, abandoned, Decimal("2"))
+    settings.BILLING_RESERVATION_TTL_SECONDS = 7200
+    live.admit(key, running, Decimal("1"))
+    assert live.release_expired(time.time() + 3601) == 1  # only the first hold has expired
+    assert held(org) == Decimal("1")
+    assert live.client().hget(live.layout().key_spend(key.key_id), "held") == str(to_units(Decimal("1")))
+    assert live.release_expired(time.time() + 3601) == 0
+    assert live.outstanding_holds() == 1

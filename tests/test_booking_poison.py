@@ -9,13 +9,13 @@ from decimal import Decimal
 import openai
 import pytest
 
+from billing import live
 from billing.charging import UsageEvent
 from billing.ledger import adjust, credit, set_credit_limit
 from billing.models import Account, LedgerEntry, QuarantinedUsageEvent, UsageRecord
 from billing.money import token_cost
 from billing.quarantine import quarantine_key
 from billing.reconcile import book, ledger_is_consistent, reconcile
-from billing.reservations import get_store
 from console.tenancy.actions import create_organization
 from gateway.keys import mint_api_key
 from tests.billing_helpers import OK_COST, booked
@@ -148,5 +148,5 @@ def test_an_event_the_ledger_refuses_frees_its_pending_cost_and_stays_owed(clien
     answered = client.chat.completions.with_raw_response.create(model="mock:huge-usage", messages=HELLO)
     kept = quarantined(answered.headers["x-request-id"])
     assert kept.organization == org and not UsageRecord.objects.filter(organization=org).exists()
-    assert get_store().snapshot(org.pk).pending == 0  # the organization's balance is not held forever
+    assert live.snapshot(org.pk).pending == 0  # the organization's balance is not held forever
     assert ledger_is_consistent(org.pk)

@@ -12,10 +12,10 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from billing import live
 from billing.ledger import credit
 from billing.models import Account, QuarantinedUsageEvent, UsageRecord
 from billing.reconcile import ledger_is_consistent
-from billing.reservations import get_store
 from billing.tasks import reconcile_usage
 from console.tenancy.actions import create_organization
 from gateway.keys import mint_api_key
@@ -88,8 +88,8 @@ def test_poison_among_400_events_does_not_hold_up_any_tenant(gateway_url, catalo
     assert Account.objects.get(organization=gamma).balance == Decimal(100) - huge.cost
     for tenant in (org, beta, gamma, big_spender):
         assert ledger_is_consistent(tenant.pk)
-        assert get_store().snapshot(tenant.pk).pending == 0  # booked or quarantined, none held
-    assert get_store().backlog() == 0
+        assert live.snapshot(tenant.pk).pending == 0  # booked or quarantined, none held
+    assert live.backlog() == 0
 
 
 def start_worker() -> subprocess.Popen:

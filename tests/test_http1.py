@@ -5,6 +5,7 @@ import datetime
 import gzip
 import socket
 import ssl
+import struct
 import threading
 import time
 
@@ -19,6 +20,7 @@ from gateway.errors import UpstreamError, UpstreamTimeout
 
 CLOSE = object()  # in a script: the server closes the connection here
 AWAIT_HANG_UP = object()  # in a script: the server waits (5 s at most) for the client to hang up
+RESET = object()  # in a script: the server resets the connection (RST, not FIN)
 
 
 def answer(body: bytes = b'{"ok": true}', status: str = "200 OK", headers: str = "") -> bytes:
@@ -38,7 +40,8 @@ def chunked(*pieces: bytes, headers: str = "") -> bytes:
 
 class Server:
     """Answers each request with the steps `script(request)` returns: bytes are sent, a float
-    is a pause, a callable is called, CLOSE hangs up. Counts connections and hang-ups."""
+    is a pause, a callable is called, CLOSE hangs up, RESET resets. Counts connections and
+    hang-ups; `requests` holds every request in order of arrival."""
 
     def __init__(self, script, tls: ssl.SSLContext | None = None):
         self.script, self.tls = script, tls
@@ -69,6 +72,9 @@ class Server:
                 self.requests.append(request)
                 for step in self.script(request):
                     if step is CLOSE:
+                        return
+                    if step is RESET:
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                         return
                     if step is AWAIT_HANG_UP:
                         conn.settimeout(5)

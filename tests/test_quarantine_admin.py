@@ -9,12 +9,12 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
+from billing import live
 from billing.ledger import credit
 from billing.models import Account, LedgerEntry, QuarantinedUsageEvent, UsageRecord
 from billing.money import to_units
 from billing.quarantine import event_of
 from billing.reconcile import ledger_is_consistent
-from billing.reservations import get_store
 from tests.test_booking_poison import HELLO, quarantined, whale
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,7 +77,7 @@ def test_a_replay_books_the_event_once(operator, refused, org):
     assert record.cost == cost and record.prompt_tokens == 2**40
     account = Account.objects.get(organization=org)
     assert account.balance == before - cost and ledger_is_consistent(org.pk)
-    assert get_store().snapshot(org.pk).balance == to_units(account.balance)  # the live store was told
+    assert live.snapshot(org.pk).balance == to_units(account.balance)  # the live store was told
     refused.refresh_from_db()
     assert refused.replayed_at is not None
 

@@ -8,6 +8,7 @@ from itertools import count
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from billing.ledger import post_entry
 from billing.models import Account, LedgerEntry, UsageDailyRollup, UsageRecord
@@ -158,3 +159,22 @@ def test_the_task_runs_with_the_setting(org, settings):
     usage(org, datetime(2020, 1, 1, tzinfo=UTC))
     assert prune_usage_task.apply().get() == 1
     assert "prune-usage" in settings.CELERY_BEAT_SCHEDULE
+
+
+def test_a_keys_spend_limit_still_counts_the_usage_retention_rolled_up(org, key, settings):
+    from billing import live
+    from billing.charging import KeySpendLimitReached
+    from gateway.keys import identity_of
+
+    settings.USAGE_RETENTION_DAYS = 30
+    usage(org, timezone.now() - timedelta(days=60), key=key, cost="0.6")
+    usage(org, timezone.now() - timedelta(days=45), key=key, cost="0.3")
+    usage(org, timezone.now() - timedelta(days=1), key=key, cost="0.05")
+    assert prune_usage().records == 2
+    assert UsageRecord.objects.filter(api_key=key).count() == 1
+    key.spend_limit = Decimal("1")
+    limited = identity_of(key)
+    # 0.95 USD of the key's 1 USD is spent, 0.9 of it only in the rollups.
+    with pytest.raises(KeySpendLimitReached):
+        live.admit(limited, "req-ret-over", Decimal("0.050000000001"))
+    live.admit(limited, "req-ret-fits", Decimal("0.05"))

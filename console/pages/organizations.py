@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.urls import path
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from console.pages.common import SESSION_KEY
@@ -34,7 +35,16 @@ def switch(request):
         messages.error(request, "You are not a member of that organization.")
     else:
         request.session[SESSION_KEY] = membership.organization_id
-    return redirect(request.POST.get("next") or "dashboard")
+    return redirect(_same_site(request, request.POST.get("next")) or "dashboard")
+
+
+def _same_site(request, url: str | None) -> str | None:
+    """`url` if it stays on this site (a path here, or this host), so that a crafted form
+    cannot send a signed-in user on to another site (an open redirect)."""
+    if url and url_has_allowed_host_and_scheme(url, allowed_hosts={request.get_host()},
+                                               require_https=request.is_secure()):
+        return url
+    return None
 
 
 urlpatterns = [
