@@ -15,6 +15,8 @@ class Account(models.Model):
     balance = MoneyField(default=ZERO)
     ledger_head = models.BigIntegerField(default=0, help_text="id of the last ledger entry in the balance")
     credit_limit = MoneyField(default=ZERO, help_text="how far below zero the balance may go")
+    # Below this balance the owners are alerted (issue 14 sends it); empty: no alert.
+    low_balance_threshold = MoneyField(null=True, blank=True, help_text="USD; empty: no low-balance alert")
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):

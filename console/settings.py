@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "console.pages",
     "gateway",
     "billing",
+    "console.api",
 ]
 
 MIDDLEWARE = [
@@ -291,6 +292,16 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["gateway.openapi.add_components"],
 }
 
+# The management API (/api/v1, console/api). Operators' provisioning endpoints answer 404
+# until ADMIN_API_TOKEN is set; then only to `Authorization: Bearer <ADMIN_API_TOKEN>`.
+ADMIN_API_TOKEN = env_secret("ADMIN_API_TOKEN") or ""
+if ADMIN_API_TOKEN and len(ADMIN_API_TOKEN) < 32:
+    raise ImproperlyConfigured("ADMIN_API_TOKEN must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+# Requests per management key (and for the operator token), in DRF's rate syntax.
+MANAGEMENT_API_RATE_LIMIT = env.str("MANAGEMENT_API_RATE_LIMIT", default="600/minute")
+# How long a POST's Idempotency-Key is remembered.
+IDEMPOTENCY_KEY_HOURS = env.int("IDEMPOTENCY_KEY_HOURS", default=24)
+
 # The gateway
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=8 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GATEWAY_MAX_BODY_BYTES
@@ -411,4 +422,5 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-usage": {"task": "billing.tasks.reconcile_usage", "schedule": env.float("RECONCILE_EVERY_SECONDS", default=2.0)},
     "release-expired-reservations": {"task": "billing.tasks.release_expired_reservations", "schedule": 60.0},
     "prune-usage": {"task": "billing.tasks.prune_usage", "schedule": 24 * 3600.0},
+    "prune-idempotency-keys": {"task": "console.api.tasks.prune_idempotency_keys", "schedule": 3600.0},
 }

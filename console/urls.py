@@ -4,12 +4,13 @@ from django.urls import include, path
 from gateway import observability
 
 from .pages import (
-    audit, billing, billing_statements, dashboard, errors, home, keys, members, models, organizations, playground,
-    quickstart, signup, usage,
+    api_docs, audit, billing, billing_statements, dashboard, errors, home, keys, members, models, organizations,
+    playground, quickstart, signup, usage,
 )
 
 urlpatterns = [
     path("v1/", include("gateway.urls")),
+    path("api/", include("console.api.urls")),  # the management API, /api/v1
     path("healthz", observability.healthz),
     path("readyz", observability.readyz),
     path("metrics", observability.metrics_view),
@@ -29,6 +30,7 @@ urlpatterns = [
     *members.urlpatterns,
     *organizations.urlpatterns,
     *audit.urlpatterns,
+    *api_docs.urlpatterns,
 ]
 
 # In the layout for people, in the JSON envelope on /v1 and /api (console.pages.errors).

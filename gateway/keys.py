@@ -10,16 +10,19 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from console.tenancy import audit
-from console.tenancy.models import Organization
+from console.tenancy.models import Membership, Organization
 
 from . import key_cache
 from .models import ApiKey
 
 SECRET_PREFIX = "sk-"
+MANAGEMENT_PREFIX = "mk-"  # the scope shows in the key: "mk-" keys call /api/v1, never /v1
+SECRET_PREFIXES = {ApiKey.Kind.STANDARD: SECRET_PREFIX, ApiKey.Kind.MANAGEMENT: MANAGEMENT_PREFIX}
 SECRET_RANDOM_BYTES = 32  # token_urlsafe(32) is 43 URL-safe characters: 256 random bits
 DISPLAY_PREFIX_LENGTH = 10  # "sk-" and 7 characters: enough to recognise, useless to guess
 
@@ -31,29 +34,37 @@ def hash_secret(secret: str) -> str:
 
 
 _SECRET_SHAPE = re.compile(r"sk-[A-Za-z0-9_-]{40,}")
+_MANAGEMENT_SHAPE = re.compile(r"mk-[A-Za-z0-9_-]{40,}")
 
 
 def looks_like_secret(secret: str) -> bool:
     return _SECRET_SHAPE.fullmatch(secret) is not None
 
 
-def _insert_key(organization, *, name, created_by, allowed_models, expires_at, spend_limit=None):
-    secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_RANDOM_BYTES)
+def looks_like_management_secret(secret: str) -> bool:
+    return _MANAGEMENT_SHAPE.fullmatch(secret) is not None
+
+
+def _insert_key(organization, *, name, created_by, allowed_models=(), expires_at=None, spend_limit=None,
+                kind=ApiKey.Kind.STANDARD, **limits):
+    secret = SECRET_PREFIXES[kind] + secrets.token_urlsafe(SECRET_RANDOM_BYTES)
     key = ApiKey.objects.create(
         organization=organization,
         name=name,
+        kind=kind,
         prefix=secret[:DISPLAY_PREFIX_LENGTH],
         secret_hash=hash_secret(secret),
         created_by=created_by,
         allowed_models=list(allowed_models),
         expires_at=expires_at,
         spend_limit=spend_limit,
+        **limits,
     )
     # The audit row names the key by its display prefix; the secret never goes there.
     audit.record(
         "key.created", organization=organization, actor=created_by, target=key.prefix, key_id=key.pk, name=name,
         allowed_models=list(key.allowed_models), expires_at=expires_at.isoformat() if expires_at else None,
-        spend_limit=spend_limit,
+        spend_limit=spend_limit, kind=kind, **limits,
     )
     return key, secret
 
@@ -82,11 +93,58 @@ def revoke_api_key(key: ApiKey, *, actor=None) -> None:
 
 
 @transaction.atomic
-def create_api_key(organization, *, name, created_by, allowed_models=(), expires_at=None, spend_limit=None):
-    """A standard key made in the console, with its optional limits. Returns (key, secret);
-    the secret exists only in the caller's hands from here on."""
+def create_api_key(organization, *, name, created_by, allowed_models=(), expires_at=None, spend_limit=None,
+                   budget_period=ApiKey.BudgetPeriod.NONE, rpm_limit=None, tpm_limit=None):
+    """A standard key made in the console or the management API, with its optional limits.
+    Returns (key, secret); the secret exists only in the caller's hands from here on."""
     return _insert_key(organization, name=name, created_by=created_by, allowed_models=allowed_models,
-                       expires_at=expires_at, spend_limit=spend_limit)
+                       expires_at=expires_at, spend_limit=spend_limit, budget_period=budget_period,
+                       rpm_limit=rpm_limit, tpm_limit=tpm_limit)
+
+
+@transaction.atomic
+def create_management_key(organization, *, name, created_by=None, expires_at=None):
+    """An "mk-" key for the management API. Only owners and admins may make one
+    (`created_by` None is the operator's command). Returns (key, secret)."""
+    if created_by is not None and not Membership.objects.filter(
+            organization=organization, user=created_by,
+            role__in=[Membership.Role.OWNER, Membership.Role.ADMIN]).exists():
+        raise PermissionDenied("Only owners and admins may create management keys.")
+    return _insert_key(organization, name=name, created_by=created_by, expires_at=expires_at,
+                       kind=ApiKey.Kind.MANAGEMENT)
+
+
+# What update_api_key may change besides the name; every one of them is in KeyIdentity.
+LIMIT_FIELDS = ("allowed_models", "expires_at", "spend_limit", "budget_period", "rpm_limit", "tpm_limit")
+
+
+def _audited_value(value):
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+@transaction.atomic
+def update_api_key(key: ApiKey, *, actor=None, **changes) -> ApiKey:
+    """Change a key's name and limits (LIMIT_FIELDS); one audit row for the limits that
+    changed. Processes see new limits within the key-memory bound, as for a revocation."""
+    if "name" in changes:
+        rename_api_key(key, changes.pop("name"), actor=actor)
+    unknown = set(changes) - set(LIMIT_FIELDS)
+    if unknown:
+        raise ValueError(f"not a key limit: {sorted(unknown)}")
+    # Locked, so the audit row's old values are the ones this change replaced.
+    locked = ApiKey.objects.select_for_update().get(pk=key.pk)
+    changed = {field: value for field, value in changes.items() if getattr(locked, field) != value}
+    if changed:
+        details = {}
+        for field, value in changed.items():
+            details[f"old_{field}"] = _audited_value(getattr(locked, field))
+            details[field] = _audited_value(value)
+            setattr(key, field, value)
+        key.save(update_fields=list(changed))
+        audit.record("key.updated", organization=key.organization_id, actor=actor, target=key.prefix,
+                     key_id=key.pk, **details)
+        transaction.on_commit(lambda: forget_cached_key(key.secret_hash))
+    return key
 
 
 @transaction.atomic
@@ -178,13 +236,27 @@ def find_key(secret: str) -> KeyIdentity | None:
 def _shared_lookup(secret_hash: str):
     cached = key_cache.get(secret_hash, KeyIdentity)
     if cached is None:
-        row = ApiKey.objects.select_related("organization").filter(secret_hash=secret_hash).first()
+        # Management keys are unknown here: they never call /v1, whatever their shape.
+        row = (ApiKey.objects.select_related("organization").exclude(kind=ApiKey.Kind.MANAGEMENT)
+               .filter(secret_hash=secret_hash).first())
         if row is None or not hmac.compare_digest(row.secret_hash, secret_hash):
             key_cache.put(secret_hash, key_cache.UNKNOWN)
             return key_cache.UNKNOWN
         cached = identity_of(row)
         key_cache.put(secret_hash, cached)
     return cached
+
+
+def find_management_key(secret: str) -> ApiKey | None:
+    """The management key behind a presented "mk-" secret, revoked or expired ones
+    included. Read from the database every time: the management API is not a hot path, and
+    a revocation then counts at once."""
+    secret_hash = hash_secret(secret)
+    row = (ApiKey.objects.select_related("organization", "created_by")
+           .filter(kind=ApiKey.Kind.MANAGEMENT, secret_hash=secret_hash).first())
+    if row is None or not hmac.compare_digest(row.secret_hash, secret_hash):
+        return None
+    return row
 
 
 def playground_key(organization, user) -> KeyIdentity:

@@ -88,6 +88,15 @@ class ApiKey(models.Model):
     class Kind(models.TextChoices):
         STANDARD = "standard", "API key"
         PLAYGROUND = "playground", "Console playground"  # used by the console, never shown as a secret
+        # "mk-…": calls the management API (/api/v1) of its organization, never /v1.
+        MANAGEMENT = "management", "Management key"
+
+    class BudgetPeriod(models.TextChoices):
+        # Stored and shown here; the live store applies spend_limit per period (issue 14).
+        NONE = "none", "In all"
+        DAILY = "daily", "Per UTC day"
+        WEEKLY = "weekly", "Per UTC week"
+        MONTHLY = "monthly", "Per UTC month"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, blank=True)
@@ -102,6 +111,8 @@ class ApiKey(models.Model):
     allowed_models = models.JSONField(default=list, blank=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STANDARD)
     spend_limit = MoneyField(null=True, blank=True, help_text="USD this key may spend in all; empty: no limit")
+    budget_period = models.CharField(max_length=8, choices=BudgetPeriod.choices, default=BudgetPeriod.NONE,
+                                     help_text="the calendar period spend_limit applies to")
     rpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="requests per minute; empty: none")
     tpm_limit = models.PositiveIntegerField(null=True, blank=True, help_text="tokens per minute; empty: none")
 

@@ -51,3 +51,9 @@ def test_a_secret_key_can_come_from_a_file(tmp_path):
     env = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"}
     result = manage("check", "--deploy", "--fail-level", "WARNING", SECRET_KEY_FILE=str(secret), **env)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_short_admin_api_token_is_refused():
+    result = manage("check", **PRODUCTION, ADMIN_API_TOKEN="too-short")
+    assert result.returncode != 0 and "ADMIN_API_TOKEN must be at least 32 characters" in result.stderr
+    assert manage("check", **PRODUCTION, ADMIN_API_TOKEN="x" * 32).returncode == 0

@@ -77,3 +77,10 @@ class CreateKeyForm(forms.Form):
 
 class RenameKeyForm(forms.Form):
     name = KeyNameField()
+
+
+class CreateManagementKeyForm(forms.Form):
+    name = KeyNameField()
+    expires_on = CreateKeyForm.base_fields["expires_on"]
+    clean_expires_on = CreateKeyForm.clean_expires_on
+    expires_at = CreateKeyForm.expires_at

@@ -1,7 +1,8 @@
 """API keys: list, create (the secret is shown once), rename and revoke.
 
 Members may create keys and manage the ones they created; admins and owners manage every
-key of the organization. Playground keys belong to the console itself and are invisible
+key of the organization. Management keys ("mk-", for /api/v1) are made, seen and revoked
+by admins and owners only. Playground keys belong to the console itself and are invisible
 here, so none of these URLs can reach them.
 """
 
@@ -14,20 +15,32 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from console.pages.common import org_view
-from console.pages.forms_keys import CreateKeyForm, RenameKeyForm
+from console.pages.forms_keys import CreateKeyForm, CreateManagementKeyForm, RenameKeyForm
 from console.tenancy.access import get_for_org, has_role
 from console.tenancy.models import Membership
-from gateway.keys import create_api_key, key_status, rename_api_key, revoke_api_key
+from gateway.keys import create_api_key, create_management_key, key_status, rename_api_key, revoke_api_key
 from gateway.models import ApiKey
 from gateway.queries import managed_keys
+
+
+# The management key form shares the list page with the inference key form: its own field
+# names and ids keep the two apart.
+MANAGEMENT_PREFIX = "management"
 
 
 def can_manage(request, key: ApiKey) -> bool:
     return has_role(request.membership, Membership.Role.ADMIN) or key.created_by_id == request.user.pk
 
 
-def key_for_change(request, pk: int) -> ApiKey:
+def key_for_view(request, pk: int) -> ApiKey:
     key = get_for_org(managed_keys(), request.org, pk=pk)
+    if key.kind == ApiKey.Kind.MANAGEMENT and not has_role(request.membership, Membership.Role.ADMIN):
+        raise PermissionDenied("Management keys are for admins and owners.")
+    return key
+
+
+def key_for_change(request, pk: int) -> ApiKey:
+    key = key_for_view(request, pk)
     if not can_manage(request, key):
         raise PermissionDenied("Members may change only the keys they created.")
     return key
@@ -43,8 +56,13 @@ def with_status(request, key: ApiKey, now) -> ApiKey:
 def index(request):
     now = timezone.now()
     rows = managed_keys().filter(organization=request.org).order_by("-created_at", "-pk")
-    keys = [with_status(request, key, now) for key in rows]
-    return render(request, "console/keys/index.html", {"title": "API keys", "keys": keys, "form": CreateKeyForm()})
+    keys = [with_status(request, key, now) for key in rows if key.kind == ApiKey.Kind.STANDARD]
+    context = {"title": "API keys", "keys": keys, "form": CreateKeyForm()}
+    if has_role(request.membership, Membership.Role.ADMIN):
+        context["management_keys"] = [with_status(request, key, now) for key in rows
+                                      if key.kind == ApiKey.Kind.MANAGEMENT]
+        context["management_form"] = CreateManagementKeyForm(prefix=MANAGEMENT_PREFIX)
+    return render(request, "console/keys/index.html", context)
 
 
 @never_cache
@@ -66,9 +84,22 @@ def create(request):
     return render(request, "console/keys/new.html", {"title": "Create API key", "form": form})
 
 
+@never_cache
+@org_view(Membership.Role.ADMIN)
+def create_management(request):
+    form = CreateManagementKeyForm(request.POST or None, prefix=MANAGEMENT_PREFIX)
+    if request.method == "POST" and form.is_valid():
+        key, secret = create_management_key(request.org, name=form.cleaned_data["name"], created_by=request.user,
+                                            expires_at=form.expires_at)
+        # Like an inference key's secret: in this response only, never cached.
+        return render(request, "console/keys/created.html", {"title": "Management key created", "key": key,
+                                                             "secret": secret, "management": True})
+    return render(request, "console/keys/new_management.html", {"title": "Create management key", "form": form})
+
+
 @org_view()
 def detail(request, pk):
-    key = with_status(request, get_for_org(managed_keys(), request.org, pk=pk), timezone.now())
+    key = with_status(request, key_for_view(request, pk), timezone.now())
     form = RenameKeyForm(initial={"name": key.name})
     return render(request, "console/keys/detail.html", {"title": key.name or "API key", "key": key, "form": form})
 
@@ -99,6 +130,7 @@ def revoke(request, pk):
 urlpatterns = [
     path("keys/", index, name="keys"),
     path("keys/new/", create, name="key_create"),
+    path("keys/management/new/", create_management, name="management_key_create"),
     path("keys/<int:pk>/", detail, name="key_detail"),
     path("keys/<int:pk>/rename/", rename, name="key_rename"),
     path("keys/<int:pk>/revoke/", revoke, name="key_revoke"),

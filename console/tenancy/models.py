@@ -10,6 +10,10 @@ class Organization(models.Model):
     name = models.CharField(max_length=200)
     # Off unless an operator turns it on: request logs then carry prompt and completion text.
     log_content = models.BooleanField(default=False, help_text="log prompt and completion text of its requests")
+    # Where the organization's events (e.g. balance.low) are POSTed, signed with the secret.
+    webhook_url = models.URLField(max_length=500, blank=True)
+    # Kept to sign each delivery (HMAC needs the secret itself); shown once, when the URL is set.
+    webhook_secret = models.CharField(max_length=100, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
