@@ -1,4 +1,4 @@
-"""CPU the lean DRF view (gateway.views.ApiView) adds around a handler, against calling
+"""CPU the lean DRF view (gateway.api.views.ApiView) adds around a handler, against calling
 the handler directly: the measurement behind /v1 having one door (docs/performance.md).
 
     SECRET_KEY=... .venv/bin/python bench/drf_view_cost.py   (no database or Redis needed)
@@ -18,8 +18,8 @@ django.setup()
 from django.http import HttpResponse  # noqa: E402
 from django.test import RequestFactory  # noqa: E402
 
-from gateway import views  # noqa: E402
-from gateway.auth import ApiKeyAuthentication  # noqa: E402
+from gateway.api import views  # noqa: E402
+from gateway.api.auth import ApiKeyAuthentication  # noqa: E402
 
 CALLS = 20_000
 

@@ -77,7 +77,7 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SECURE_
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", SECURE_HSTS_SECONDS > 0)
 # Browser hardening for the console; the Content-Security-Policy header comes from
-# gateway.middleware.ContentSecurityPolicyMiddleware (console pages only).
+# gateway.api.middleware.ContentSecurityPolicyMiddleware (console pages only).
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
@@ -113,9 +113,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "gateway.entry.ApiEntryMiddleware",  # every /v1 request stops here, served by gateway.urls
-    "gateway.middleware.RequestIdMiddleware",
-    "gateway.middleware.ContentSecurityPolicyMiddleware",
+    "gateway.api.entry.ApiEntryMiddleware",  # every /v1 request stops here, served by gateway.api.urls
+    "gateway.api.middleware.RequestIdMiddleware",
+    "gateway.api.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "console.secure_cookies.SecureCookiesOverHttpsMiddleware",  # before every middleware that sets cookies
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -270,13 +270,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "gateway.errors.JsonOnlyNegotiation",
-    "EXCEPTION_HANDLER": "gateway.errors.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "gateway.api.errors.JsonOnlyNegotiation",
+    "EXCEPTION_HANDLER": "gateway.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
-# The OpenAPI description of /v1, served at /v1/openapi.json (gateway/openapi.py).
+# The OpenAPI description of /v1, served at /v1/openapi.json (gateway/api/openapi.py).
 SPECTACULAR_SETTINGS = {
     "TITLE": "MixGateway API",
     "DESCRIPTION": "OpenAI-compatible /v1 of MixGateway: name models as `provider:modelId`; "
@@ -288,8 +288,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": [],
     "SCHEMA_PATH_PREFIX": r"/v1",
     "SCHEMA_PATH_PREFIX_TRIM": False,
-    "PREPROCESSING_HOOKS": ["gateway.openapi.only_v1"],
-    "POSTPROCESSING_HOOKS": ["gateway.openapi.add_components"],
+    "PREPROCESSING_HOOKS": ["gateway.api.openapi.only_v1"],
+    "POSTPROCESSING_HOOKS": ["gateway.api.openapi.add_components"],
 }
 
 # The management API (/api/v1, console/api). Operators' provisioning endpoints answer 404

@@ -9,7 +9,7 @@ from .pages import (
 )
 
 urlpatterns = [
-    path("v1/", include("gateway.urls")),
+    path("v1/", include("gateway.api.urls")),
     path("api/", include("console.api.urls")),  # the management API, /api/v1
     path("healthz", observability.healthz),
     path("readyz", observability.readyz),

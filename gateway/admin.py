@@ -6,10 +6,10 @@ by the next load of a file that lists the same model."""
 from django import forms
 from django.contrib import admin, messages
 
-from .catalog import forget_routes
-from .keys import revoke_api_key
+from .routing.catalog import forget_routes
+from .keys.api_keys import revoke_api_key
 from .models import ApiKey, CatalogModel, ModelAlias, Provider
-from .upstream_keys import encrypt, masked
+from .upstream.upstream_keys import encrypt, masked
 
 
 class ProviderForm(forms.ModelForm):

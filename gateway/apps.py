@@ -8,6 +8,6 @@ class GatewayConfig(AppConfig):
     def ready(self):
         from billing.signals import usage_booked
 
-        from .key_usage import remember_last_use
+        from .keys.key_usage import remember_last_use
 
         usage_booked.connect(remember_last_use, dispatch_uid="gateway.remember_last_use")

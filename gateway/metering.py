@@ -19,11 +19,11 @@ from billing import charging, live
 from billing.money import usd
 
 from . import observability
-from .adapters import Usage
-from .catalog import Route
-from .errors import InsufficientQuota
-from .limits import headers_for, rate_limit_error
-from .tokens import estimate_text_tokens
+from .upstream.adapters import Usage
+from .routing.catalog import Route
+from .api.errors import InsufficientQuota
+from .routing.limits import headers_for, rate_limit_error
+from .parsing.tokens import estimate_text_tokens
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ class Provider(models.Model):
     base_url = models.URLField(max_length=500, blank=True)
     # The name of the environment variable holding the upstream key; never the key itself.
     api_key_env = models.CharField(max_length=100, blank=True)
-    # Or the key itself, pasted in the admin: only its ciphertext (gateway.upstream_keys).
+    # Or the key itself, pasted in the admin: only its ciphertext (gateway.upstream.upstream_keys).
     api_key_encrypted = models.TextField(blank=True, editable=False)
     timeout_seconds = models.FloatField(null=True, blank=True, help_text="longest wait for the next byte")
     # OpenAI-protocol servers that want the key elsewhere (Azure OpenAI: "api-key"); empty

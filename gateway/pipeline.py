@@ -1,6 +1,6 @@
 """The request path of every /v1 surface, top to bottom.
 
-1. authenticate  the door (gateway.views, or the console's playground) has the caller's
+1. authenticate  the door (gateway.api.views, or the console's playground) has the caller's
                  key before anything reads the body: a stranger's 8 MiB is never parsed.
 2. parse         the surface's parser checks the body and makes the gateway's request.
 3. route         the catalog model, its deployments and fallbacks, for this key.
@@ -12,7 +12,7 @@
 7. settle        when the server closes the response (gateway.relay.SettlesOnClose): the
                  real cost replaces the hold, once, however the request ended.
 
-Failures before admission raise (the door answers them with gateway.errors'
+Failures before admission raise (the door answers them with gateway.api.errors'
 envelope); once admitted, every answer, error or not, is a response that settles.
 """
 
@@ -23,15 +23,15 @@ from django.http import HttpResponse
 from billing import charging
 from billing.money import usd
 
-from .adapters import adapter_for
-from .catalog import Route, resolve_route
-from .chat_request import read_json_object
-from .embeddings import EmbeddingRequest
-from .encoding import encode
-from .errors import GatewayError, UpstreamError, envelope_response, gateway_error
+from .upstream.adapters import adapter_for
+from .routing.catalog import Route, resolve_route
+from .parsing.chat_request import read_json_object
+from .parsing.embeddings import EmbeddingRequest
+from .parsing.encoding import encode
+from .api.errors import GatewayError, UpstreamError, envelope_response, gateway_error
 from .metering import CapturedText, Charge, Exchange, Outcome, Timing, cost_of, prices_of
 from .relay import SettlingResponse, SettlingStream
-from .resilience import call_with_failover, candidates
+from .routing.resilience import call_with_failover, candidates
 from .surfaces import Surface
 
 

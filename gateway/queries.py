@@ -35,5 +35,5 @@ def newest_active_key(org):
 
 def catalog_models():
     """Every catalog model, disabled ones too, so pages can say which ones cannot work
-    (see gateway.availability)."""
+    (see gateway.routing.availability)."""
     return CatalogModel.objects.select_related("provider").order_by("provider__slug", "name")

@@ -11,10 +11,10 @@ import logging
 
 from django.http import HttpResponse, StreamingHttpResponse
 
-from .adapters import usage_from_openai
-from .adapters.base import RawChunk
-from .encoding import dumps, encode, loads
-from .errors import GatewayError, UpstreamError
+from .upstream.adapters import usage_from_openai
+from .upstream.adapters.base import RawChunk
+from .parsing.encoding import dumps, encode, loads
+from .api.errors import GatewayError, UpstreamError
 from .metering import CapturedText, Exchange, Outcome, cost_of
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from billing import live
 from billing.ledger import credit
 
 from console.tenancy.actions import create_organization
-from gateway.catalog import forget_routes
-from gateway.catalog_loader import load_catalog
-from gateway.redaction import forget_configured_secrets
-from gateway.resilience import reset_cooldowns
-from gateway.keys import forget_remembered_keys, mint_api_key
+from gateway.routing.catalog import forget_routes
+from gateway.routing.catalog_loader import load_catalog
+from gateway.upstream.redaction import forget_configured_secrets
+from gateway.routing.resilience import reset_cooldowns
+from gateway.keys.api_keys import forget_remembered_keys, mint_api_key
 from tests.live_threads import wait_until_idle
 from tests.upstream_mock import MockUpstream
 

@@ -24,9 +24,9 @@ from billing.money import from_units, to_units
 from billing.reconcile import reconcile
 from billing.redis_pool import get_redis
 from gateway import pipeline
-from gateway.keys import identity_of, mint_api_key
+from gateway.keys.api_keys import identity_of, mint_api_key
 from gateway.models import ApiKey
-from gateway.resilience import RedisCooldowns
+from gateway.routing.resilience import RedisCooldowns
 from tests.live_threads import wait_until_idle
 
 ROOT = Path(__file__).resolve().parent.parent

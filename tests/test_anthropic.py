@@ -6,7 +6,7 @@ from decimal import Decimal
 import openai
 import pytest
 
-from gateway.catalog_loader import load_catalog
+from gateway.routing.catalog_loader import load_catalog
 from tests.anthropic_mock import AnthropicMock
 from tests.billing_helpers import booked
 from tests.conftest import catalog_yaml

@@ -1,4 +1,4 @@
-"""/v1 has one door: gateway.entry hands every API request to its lean DRF view, skipping
+"""/v1 has one door: gateway.api.entry hands every API request to its lean DRF view, skipping
 the console's middleware, with the request id, envelope, host check and size guard, and
 no session or CSRF machinery. Nothing reads a body before the key is known to be good."""
 
@@ -10,7 +10,8 @@ import time
 import pytest
 import requests
 
-from gateway import entry, pipeline
+from gateway.api import entry
+from gateway import pipeline
 from tests.test_hardening import check_error
 
 HELLO = [{"role": "user", "content": "Say hello"}]
@@ -36,7 +37,7 @@ def test_the_entry_answers_before_the_console_middleware_runs(rf, monkeypatch):
     served = []
     monkeypatch.setattr(pipeline, "serve", lambda surface, request, key: served.append((surface.name, key))
                         or entry.refusal_response(RuntimeError("stop here"), request.request_id))
-    monkeypatch.setattr("gateway.auth.find_key", lambda secret: None)
+    monkeypatch.setattr("gateway.api.auth.find_key", lambda secret: None)
     response = middleware(rf.post("/v1/chat/completions", "{}", content_type="application/json",
                                   HTTP_AUTHORIZATION="Bearer sk-" + "a" * 43))
     assert response.status_code == 401 and served == []  # DRF authenticated first, and refused
@@ -77,7 +78,7 @@ def test_a_crash_before_admission_is_a_500_envelope_and_a_log_line(gateway_url, 
         raise RuntimeError("boom")
 
     monkeypatch.setattr(pipeline, "resolve_route", explode)
-    with caplog.at_level(logging.ERROR, logger="gateway.errors"):
+    with caplog.at_level(logging.ERROR, logger="gateway.api.errors"):
         resp = chat(gateway_url, api_key)
     message = check_error(resp, 500, "internal_error", error_type="api_error")
     assert "boom" not in message and "boom" not in resp.text

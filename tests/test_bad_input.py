@@ -10,8 +10,8 @@ import pytest
 import requests
 from django.utils import timezone
 
-from gateway.catalog import forget_routes
-from gateway.keys import mint_api_key, revoke_api_key
+from gateway.routing.catalog import forget_routes
+from gateway.keys.api_keys import mint_api_key, revoke_api_key
 from gateway.models import ApiKey, CatalogModel
 
 

@@ -10,7 +10,7 @@ from billing.ledger import credit
 from billing.models import Account
 from billing.reconcile import ledger_is_consistent, reconcile
 from console.tenancy.actions import create_organization
-from gateway.keys import mint_api_key
+from gateway.keys.api_keys import mint_api_key
 from tests.billing_helpers import OK_COST
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,9 +10,9 @@ import requests
 
 from billing.ledger import credit
 from console.tenancy.actions import create_organization
-from gateway.catalog import forget_routes
-from gateway.catalog_loader import load_catalog
-from gateway.keys import mint_api_key
+from gateway.routing.catalog import forget_routes
+from gateway.routing.catalog_loader import load_catalog
+from gateway.keys.api_keys import mint_api_key
 from gateway.models import CatalogModel
 from tests.billing_helpers import OK_COST, balance, booked
 from tests.conftest import catalog_yaml

@@ -17,7 +17,7 @@ from billing.money import token_cost
 from billing.quarantine import quarantine_key
 from billing.reconcile import book, ledger_is_consistent, reconcile
 from console.tenancy.actions import create_organization
-from gateway.keys import mint_api_key
+from gateway.keys.api_keys import mint_api_key
 from tests.billing_helpers import OK_COST, booked
 from tests.upstream_mock import HUGE_TOKENS, POISON_CODE
 

@@ -18,7 +18,7 @@ from billing.models import Account, QuarantinedUsageEvent, UsageRecord
 from billing.reconcile import ledger_is_consistent
 from billing.tasks import reconcile_usage
 from console.tenancy.actions import create_organization
-from gateway.keys import mint_api_key
+from gateway.keys.api_keys import mint_api_key
 from tests.billing_helpers import OK_COST
 from tests.test_booking_poison import HELLO, whale
 from tests.test_reconcile_worker import ROOT, _worker_env, wait_for

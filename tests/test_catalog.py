@@ -9,9 +9,9 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 
-from gateway.adapters import ADAPTERS
-from gateway.catalog import forget_routes, resolve_route
-from gateway.keys import KeyIdentity, mint_api_key
+from gateway.upstream.adapters import ADAPTERS
+from gateway.routing.catalog import forget_routes, resolve_route
+from gateway.keys.api_keys import KeyIdentity, mint_api_key
 from gateway.models import CatalogModel, Provider
 
 pytestmark = pytest.mark.django_db

@@ -99,7 +99,7 @@ def test_the_demo_model_respects_max_tokens(client):
 def test_it_lists_only_the_models_a_key_may_use(client, org, gateway_url):
     ids = {m.id for m in client.models.list()}
     assert {"mock:ok", "demo:echo"} <= ids
-    from gateway.keys import mint_api_key
+    from gateway.keys.api_keys import mint_api_key
 
     _, secret = mint_api_key(org, allowed_models=["demo:echo"])
     limited = openai.OpenAI(base_url=gateway_url, api_key=secret, max_retries=0)

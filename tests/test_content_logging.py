@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from console.tenancy.models import Organization
-from gateway.keys import mint_api_key
+from gateway.keys.api_keys import mint_api_key
 from tests.live_threads import wait_until_idle
 from tests.test_observability import metrics_on, request_lines, scrape, value  # noqa: F401  (fixture)
 

@@ -43,7 +43,7 @@ def test_it_rejects_bad_input_clearly(client, body, code):
 
 
 def test_a_chat_only_model_says_so(client, catalog):
-    from gateway.catalog_loader import load_catalog
+    from gateway.routing.catalog_loader import load_catalog
     from tests.anthropic_mock import AnthropicMock
     from tests.conftest import catalog_yaml
 

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from gateway.encoding import dumps, encode, loads
+from gateway.parsing.encoding import dumps, encode, loads
 
 
 def test_a_cost_is_written_with_its_exact_digits():

@@ -9,7 +9,7 @@ import openai
 import pytest
 import requests
 
-from gateway.catalog import forget_routes
+from gateway.routing.catalog import forget_routes
 from gateway.models import CatalogModel
 from tests.conftest import UPSTREAM_SECRET
 

@@ -5,8 +5,8 @@ from decimal import Decimal
 import openai
 import pytest
 
-from gateway.catalog_loader import load_catalog
-from gateway.resilience import reset_cooldowns
+from gateway.routing.catalog_loader import load_catalog
+from gateway.routing.resilience import reset_cooldowns
 from tests.billing_helpers import booked
 from tests.conftest import catalog_yaml
 

@@ -6,8 +6,8 @@ import json
 import openai
 import pytest
 
-from gateway.adapters.gemini_format import SIGNATURE_MARK
-from gateway.catalog_loader import load_catalog
+from gateway.upstream.adapters.gemini_format import SIGNATURE_MARK
+from gateway.routing.catalog_loader import load_catalog
 from tests.conftest import catalog_yaml
 from tests.gemini_mock import API_KEY, SIGNATURE, GeminiMock
 

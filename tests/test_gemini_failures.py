@@ -6,7 +6,7 @@ import openai
 import pytest
 import requests
 
-from gateway.catalog_loader import load_catalog
+from gateway.routing.catalog_loader import load_catalog
 from tests.billing_helpers import balance, booked
 from tests.gemini_mock import API_KEY
 from tests.test_gemini import HELLO, gemini, gemini_catalog, gemini_upstream  # noqa: F401 (fixtures)

@@ -16,7 +16,7 @@ from django.test import Client
 
 from console.pages.common import SESSION_KEY
 from console.tenancy.models import Membership
-from gateway.keys import mint_api_key
+from gateway.keys.api_keys import mint_api_key
 
 HELLO = [{"role": "user", "content": "Say hello"}]
 OK_BODY = {"model": "demo:echo", "messages": HELLO}
@@ -255,14 +255,14 @@ def test_the_consoles_own_inline_scripts_and_handlers_are_allowed(owner, org, ca
 
 def test_an_injected_handler_would_not_be_allowed():
     # Only handlers written literally in templates/ are hashed; nothing a page carries is.
-    from gateway.middleware import content_security_policy
+    from gateway.api.middleware import content_security_policy
 
     evil = "return confirm('x') && fetch('//evil.example')"
     assert sha256(evil) not in content_security_policy()
 
 
 def test_social_login_providers_may_receive_the_login_form(settings):
-    from gateway.middleware import content_security_policy
+    from gateway.api.middleware import content_security_policy
 
     assert "form-action 'self';" in content_security_policy()
     settings.SOCIALACCOUNT_PROVIDERS = {"github": {}}

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway import http1, upstream
-from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.upstream import http1, calls as upstream
+from gateway.api.errors import UpstreamError, UpstreamTimeout
 
 CLOSE = object()  # in a script: the server closes the connection here
 AWAIT_HANG_UP = object()  # in a script: the server waits (5 s at most) for the client to hang up

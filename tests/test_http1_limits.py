@@ -8,8 +8,8 @@ import zlib
 
 import pytest
 
-from gateway import http1, upstream
-from gateway.errors import UpstreamError
+from gateway.upstream import http1, calls as upstream
+from gateway.api.errors import UpstreamError
 from tests.test_http1 import CLOSE, RESET, answer, chunk, chunked, post, serve  # noqa: F401 (serve is a fixture)
 
 MIB = 1024 * 1024

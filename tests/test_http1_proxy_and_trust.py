@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway import http1, upstream
-from gateway.errors import UpstreamError
-from gateway.http1_proxy import ProxyRoutes
+from gateway.upstream import http1, calls as upstream
+from gateway.api.errors import UpstreamError
+from gateway.upstream.http1_proxy import ProxyRoutes
 from tests.test_http1 import answer, post, serve  # noqa: F401 (serve is a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,7 +227,7 @@ def test_the_environment_reaches_the_client_through_settings(internal_server, in
     through = proxy()
     script = (
         "import django; django.setup()\n"
-        "from gateway import upstream\n"
+        "from gateway.upstream import calls as upstream\n"
         f"print(upstream.post({internal_server.url('localhost', 'https')!r}, b'{{}}', {{}}, 5, False).data.decode())\n"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "console.settings", "HTTPS_PROXY": through.url,

@@ -45,7 +45,7 @@ LAYERS, PLUMBING, PAGES = "Layers", "plumbing", "Console pages do not import eac
     ("console.tenancy.actions", "from billing.ledger import open_account", {LAYERS}),
     # The pages import billing and gateway, so a way back up to one page also joins the pages.
     ("billing.ledger", "from console.pages import common", {LAYERS, PAGES}),
-    ("gateway.keys", "from console.pages.common import org_view", {LAYERS, PAGES}),
+    ("gateway.keys.api_keys", "from console.pages.common import org_view", {LAYERS, PAGES}),
     ("gateway.observability", "from console.celery import app", {PLUMBING}),
     ("console.tenancy.models", "from console import settings", {PLUMBING}),
     ("billing.ledger", "from console.wsgi import application", {PLUMBING}),

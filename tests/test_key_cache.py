@@ -6,8 +6,15 @@ from decimal import Decimal
 
 import pytest
 
-from gateway import key_cache
-from gateway.keys import KeyIdentity, find_key, forget_remembered_keys, hash_secret, mint_api_key, revoke_api_key
+from gateway.keys import key_cache
+from gateway.keys.api_keys import (
+    KeyIdentity,
+    find_key,
+    forget_remembered_keys,
+    hash_secret,
+    mint_api_key,
+    revoke_api_key,
+)
 from gateway.models import ApiKey
 
 

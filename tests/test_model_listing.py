@@ -6,7 +6,7 @@ import openai
 import pytest
 
 from billing.ledger import adjust
-from gateway.catalog_loader import load_catalog
+from gateway.routing.catalog_loader import load_catalog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -166,7 +166,7 @@ def test_metrics_show_the_billing_gauges(metrics_on, client):
 
 def test_gauges_read_the_store(metrics_on, org):
     from billing import live
-    from gateway.keys import identity_of, mint_api_key
+    from gateway.keys.api_keys import identity_of, mint_api_key
 
     live.admit(identity_of(mint_api_key(org)[0]), "req-held-1", Decimal("0.01"))
     assert observability.outstanding_reservations() >= 1

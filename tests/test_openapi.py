@@ -26,8 +26,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from gateway.catalog import forget_routes
-from gateway.catalog_loader import load_catalog
+from gateway.routing.catalog import forget_routes
+from gateway.routing.catalog_loader import load_catalog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

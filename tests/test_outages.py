@@ -14,8 +14,8 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from gateway.catalog_loader import load_catalog
-from gateway.keys import mint_api_key
+from gateway.routing.catalog_loader import load_catalog
+from gateway.keys.api_keys import mint_api_key
 from tests.conftest import catalog_yaml
 from tests.procfile_server import free_port, procfile_web
 

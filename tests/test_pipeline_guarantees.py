@@ -13,7 +13,7 @@ from billing.ledger import credit
 from billing.reconcile import reconcile
 from console.tenancy.actions import create_organization
 from gateway import observability
-from gateway.keys import mint_api_key
+from gateway.keys.api_keys import mint_api_key
 from tests.billing_helpers import balance, booked
 
 HELLO = [{"role": "user", "content": "Say hello"}]

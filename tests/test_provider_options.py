@@ -3,7 +3,7 @@ other compatible servers reached without code, against the real loopback OpenAI 
 
 import pytest
 
-from gateway.catalog_loader import CatalogError, load_catalog, parse_catalog
+from gateway.routing.catalog_loader import CatalogError, load_catalog, parse_catalog
 from gateway.models import Provider
 from tests.conftest import UPSTREAM_SECRET
 

@@ -14,7 +14,7 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from gateway.keys import mint_api_key
+from gateway.keys.api_keys import mint_api_key
 from gateway.models import ApiKey
 from tests.procfile_server import procfile_web
 

@@ -14,7 +14,7 @@ from billing.ledger import post_entry
 from billing.models import Account, LedgerEntry, UsageDailyRollup, UsageRecord
 from billing.retention import prune_usage
 from billing.tasks import prune_usage as prune_usage_task
-from gateway.keys import mint_api_key
+from gateway.keys.api_keys import mint_api_key
 
 pytestmark = pytest.mark.django_db
 
@@ -164,7 +164,7 @@ def test_the_task_runs_with_the_setting(org, settings):
 def test_a_keys_spend_limit_still_counts_the_usage_retention_rolled_up(org, key, settings):
     from billing import live
     from billing.charging import KeySpendLimitReached
-    from gateway.keys import identity_of
+    from gateway.keys.api_keys import identity_of
 
     settings.USAGE_RETENTION_DAYS = 30
     usage(org, timezone.now() - timedelta(days=60), key=key, cost="0.6")

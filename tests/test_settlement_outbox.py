@@ -20,8 +20,8 @@ from billing import charging, live, outbox, redis_pool
 from billing.models import Account, LedgerEntry, SettlementOutbox, UsageRecord
 from billing.money import to_units
 from billing.reconcile import ledger_is_consistent, reconcile
-from gateway.catalog_loader import load_catalog
-from gateway.keys import identity_of, mint_api_key
+from gateway.routing.catalog_loader import load_catalog
+from gateway.keys.api_keys import identity_of, mint_api_key
 from gateway.models import ApiKey
 from tests.conftest import catalog_yaml
 from tests.procfile_server import procfile_web

@@ -9,7 +9,7 @@ from django.test import Client
 
 from billing.ledger import balance_of
 from console.tenancy.models import Organization
-from gateway.keys import find_key
+from gateway.keys.api_keys import find_key
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +55,7 @@ def test_a_restart_prints_the_same_login_and_key(catalog, tmp_path):
 
 
 def test_a_revoked_demo_key_is_replaced_and_never_two_live_ones(catalog, tmp_path):
-    from gateway.keys import revoke_api_key
+    from gateway.keys.api_keys import revoke_api_key
 
     _, secret = run_demo_in(tmp_path)
     org = Organization.objects.get(slug="demo")

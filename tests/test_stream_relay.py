@@ -13,9 +13,9 @@ import requests
 
 from console.tenancy.models import Organization
 from gateway import relay
-from gateway.adapters.base import RawChunk
-from gateway.catalog_loader import load_catalog
-from gateway.keys import mint_api_key
+from gateway.upstream.adapters.base import RawChunk
+from gateway.routing.catalog_loader import load_catalog
+from gateway.keys.api_keys import mint_api_key
 from tests.billing_helpers import booked
 from tests.conftest import catalog_yaml
 from tests.live_threads import wait_until_idle

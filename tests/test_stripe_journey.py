@@ -14,7 +14,7 @@ import requests
 
 from billing.ledger import balance_of
 from console.tenancy.models import Membership
-from gateway.keys import mint_api_key
+from gateway.keys.api_keys import mint_api_key
 from tests.billing_helpers import balance
 from tests.stripe_standin import event, sign, standin, stripe_server  # noqa: F401 (fixtures)
 

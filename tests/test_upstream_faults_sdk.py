@@ -7,8 +7,8 @@ import time
 import openai
 import pytest
 
-from gateway import upstream
-from gateway.catalog_loader import load_catalog
+from gateway.upstream import calls as upstream
+from gateway.routing.catalog_loader import load_catalog
 from tests.conftest import catalog_yaml
 from tests.test_http1 import RESET, answer, chunk, chunked, serve  # noqa: F401 (serve is a fixture)
 from tests.test_http1_limits import MIB, gzip_bomb

@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from gateway.catalog import forget_routes
+from gateway.routing.catalog import forget_routes
 from gateway.models import Provider
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,7 +27,7 @@ def test_a_key_pasted_in_the_admin_is_encrypted_and_used(admin_client, client, c
 
 
 def test_a_stored_key_from_another_secret_is_not_used(admin_client, settings):
-    from gateway import upstream_keys
+    from gateway.upstream import upstream_keys
 
     settings.UPSTREAM_KEYS_ENCRYPTION_KEY = "one"
     ciphertext = upstream_keys.encrypt(PASTED)

@@ -16,8 +16,8 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from gateway.catalog_loader import load_catalog
-from gateway.keys import mint_api_key
+from gateway.routing.catalog_loader import load_catalog
+from gateway.keys.api_keys import mint_api_key
 from tests.conftest import catalog_yaml
 from tests.procfile_server import procfile_web
 from tests.test_http1 import answer, serve  # noqa: F401 (serve is a fixture)

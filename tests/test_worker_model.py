@@ -12,8 +12,8 @@ from django.db import connection
 
 from billing.models import UsageRecord
 from billing.reconcile import reconcile
-from gateway.catalog_loader import load_catalog
-from gateway.keys import mint_api_key
+from gateway.routing.catalog_loader import load_catalog
+from gateway.keys.api_keys import mint_api_key
 from tests.conftest import catalog_yaml
 from tests.procfile_server import procfile_web
 
@@ -102,7 +102,7 @@ def test_a_caller_who_hangs_up_mid_stream_is_billed_for_what_it_received(catalog
 def test_a_key_revoked_elsewhere_stops_working_in_the_web_process_within_seconds(catalog, org):
     import requests
 
-    from gateway.keys import revoke_api_key
+    from gateway.keys.api_keys import revoke_api_key
 
     key, secret = mint_api_key(org)
     body = {"model": "demo:echo", "messages": [{"role": "user", "content": "Say hello"}]}

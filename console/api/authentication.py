@@ -13,8 +13,8 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
 from console.tenancy.models import Organization
-from gateway.errors import InvalidApiKey
-from gateway.keys import find_management_key, looks_like_management_secret, looks_like_secret
+from gateway.api.errors import InvalidApiKey
+from gateway.keys.api_keys import find_management_key, looks_like_management_secret, looks_like_secret
 
 from .errors import unknown_url
 

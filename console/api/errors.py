@@ -7,7 +7,7 @@ from rest_framework import exceptions as drf
 
 from rest_framework.response import Response
 
-from gateway.errors import GatewayError, envelope_response, gateway_error
+from gateway.api.errors import GatewayError, envelope_response, gateway_error
 
 
 class NotFound(GatewayError):

@@ -25,7 +25,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from gateway.errors import GatewayError
+from gateway.api.errors import GatewayError
 
 from .errors import invalid
 from .models import IdempotentRequest

@@ -1,11 +1,11 @@
 """/api/v1/keys: the organization's inference keys ("sk-"), made, changed and revoked
-through gateway.keys like the console's keys page. Management and playground keys are
+through gateway.keys.api_keys like the console's keys page. Management and playground keys are
 not listed and answer 404 here."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 
-from gateway.keys import create_api_key, revoke_api_key, update_api_key
+from gateway.keys.api_keys import create_api_key, revoke_api_key, update_api_key
 from gateway.models import ApiKey
 
 from .base import ManagementView

@@ -2,7 +2,7 @@
 serializers, served at GET /api/v1/openapi.json (public, like /v1/openapi.json).
 
 The error answers every operation can give are added in one place (`add_errors`), all in
-the envelope of gateway.errors; tests/api/test_openapi.py fuzzes the live API against it.
+the envelope of gateway.api.errors; tests/api/test_openapi.py fuzzes the live API against it.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension

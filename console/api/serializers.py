@@ -15,7 +15,7 @@ from rest_framework.exceptions import ErrorDetail
 from billing.ledger import BillingError, parse_amount
 from billing.models import LedgerEntry, UsageRecord
 from billing.money import usd
-from gateway.keys import key_status
+from gateway.keys.api_keys import key_status
 from gateway.models import ApiKey
 from gateway.queries import enabled_models
 
@@ -149,7 +149,7 @@ class KeyWriteSerializer(StrictSerializer):
         return value
 
     def changes(self) -> dict:
-        """The validated fields under the names gateway.keys takes."""
+        """The validated fields under the names gateway.keys.api_keys takes."""
         data = dict(self.validated_data)
         if "spend_limit_usd" in data:
             data["spend_limit"] = data.pop("spend_limit_usd")

@@ -19,7 +19,7 @@ from billing.queries import account_of, ledger_of, topups_of
 from console.pages.common import org_view
 from console.tenancy.access import get_for_org
 from console.tenancy.models import Membership
-from gateway.middleware import content_security_policy
+from gateway.api.middleware import content_security_policy
 
 PAGE_SIZE = 50
 TOPUPS_SHOWN = 20

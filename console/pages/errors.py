@@ -4,8 +4,8 @@ in the console's layout for people, and in the API's JSON envelope for programs 
 
 from django.views import defaults
 
-from gateway.errors import GatewayError, envelope_response
-from gateway.views import server_error as api_server_error
+from gateway.api.errors import GatewayError, envelope_response
+from gateway.api.views import server_error as api_server_error
 
 API_PREFIXES = ("/v1/", "/api/")
 

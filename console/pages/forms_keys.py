@@ -1,4 +1,4 @@
-"""Forms of the API keys pages. They only validate; gateway.keys makes the changes."""
+"""Forms of the API keys pages. They only validate; gateway.keys.api_keys makes the changes."""
 
 from datetime import datetime, time
 

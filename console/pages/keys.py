@@ -18,7 +18,13 @@ from console.pages.common import org_view
 from console.pages.forms_keys import CreateKeyForm, CreateManagementKeyForm, RenameKeyForm
 from console.tenancy.access import get_for_org, has_role
 from console.tenancy.models import Membership
-from gateway.keys import create_api_key, create_management_key, key_status, rename_api_key, revoke_api_key
+from gateway.keys.api_keys import (
+    create_api_key,
+    create_management_key,
+    key_status,
+    rename_api_key,
+    revoke_api_key,
+)
 from gateway.models import ApiKey
 from gateway.queries import managed_keys
 

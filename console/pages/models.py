@@ -6,7 +6,14 @@ from django.urls import path
 
 from billing.money import usd
 from console.pages.common import org_view
-from gateway.availability import AVAILABLE, COOLING_DOWN, DISABLED, NOT_CONFIGURED, model_availability, serves_chat
+from gateway.routing.availability import (
+    AVAILABLE,
+    COOLING_DOWN,
+    DISABLED,
+    NOT_CONFIGURED,
+    model_availability,
+    serves_chat,
+)
 from gateway.queries import catalog_models
 
 

@@ -13,11 +13,11 @@ from django.views.decorators.http import require_POST
 
 from console.pages.common import org_view
 from gateway import pipeline
-from gateway.availability import NOT_CONFIGURED, model_availability, serves_chat
-from gateway.catalog import lookup_route
-from gateway.chat_request import read_json_object
-from gateway.errors import UpstreamError, refusal_response
-from gateway.keys import playground_key
+from gateway.routing.availability import NOT_CONFIGURED, model_availability, serves_chat
+from gateway.routing.catalog import lookup_route
+from gateway.parsing.chat_request import read_json_object
+from gateway.api.errors import UpstreamError, refusal_response
+from gateway.keys.api_keys import playground_key
 from gateway.queries import enabled_models
 from gateway.surfaces.chat import CHAT
 

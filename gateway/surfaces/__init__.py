@@ -10,7 +10,7 @@ module here that builds a `Surface`.
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..adapters import Completion, Usage
+from ..upstream.adapters import Completion, Usage
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """POST /v1/chat/completions: OpenAI's chat completions, whole or streamed."""
 
-from ..adapters import Completion, Usage
-from ..chat_request import parse_chat_request
+from ..upstream.adapters import Completion, Usage
+from ..parsing.chat_request import parse_chat_request
 from ..relay import StreamRelay
 from . import Surface, openai_answer
 

@@ -1,7 +1,7 @@
 """POST /v1/embeddings: OpenAI's embedding list, billed on input tokens."""
 
-from ..adapters import Completion, Usage
-from ..embeddings import parse_embedding_request
+from ..upstream.adapters import Completion, Usage
+from ..parsing.embeddings import parse_embedding_request
 from . import Surface, openai_answer
 
 

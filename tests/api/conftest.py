@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from console.tenancy.models import Membership
-from gateway.keys import create_management_key
+from gateway.keys.api_keys import create_management_key
 from tests.api.support import Api
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from console.tenancy.models import AuditEvent
-from gateway.keys import create_management_key, find_key, hash_secret, mint_api_key, playground_key
+from gateway.keys.api_keys import create_management_key, find_key, hash_secret, mint_api_key, playground_key
 from gateway.models import ApiKey
 from tests.api.support import assert_envelope
 

@@ -13,7 +13,13 @@ from django.utils import timezone
 
 from console.pages.common import SESSION_KEY
 from console.tenancy.models import AuditEvent
-from gateway.keys import create_management_key, find_key, find_management_key, hash_secret, revoke_api_key
+from gateway.keys.api_keys import (
+    create_management_key,
+    find_key,
+    find_management_key,
+    hash_secret,
+    revoke_api_key,
+)
 from gateway.models import ApiKey
 
 from tests.api.support import Api, assert_envelope

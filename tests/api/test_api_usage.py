@@ -9,7 +9,7 @@ import pytest
 
 from billing.ledger import credit
 from billing.models import UsageRecord
-from gateway.keys import mint_api_key
+from gateway.keys.api_keys import mint_api_key
 from tests.api.support import assert_envelope
 
 pytestmark = pytest.mark.django_db(transaction=True)

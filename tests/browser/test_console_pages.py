@@ -54,9 +54,9 @@ providers:
 def console_catalog(upstream, monkeypatch, settings):
     """Every state a model can be in: available (demo:echo), cooling down (deepseek:…),
     provider not configured (openai:…), disabled (openai:gpt-4o)."""
-    from gateway.catalog_loader import load_catalog
+    from gateway.routing.catalog_loader import load_catalog
     from gateway.models import CatalogModel
-    from gateway.resilience import cooldowns
+    from gateway.routing.resilience import cooldowns
 
     monkeypatch.setenv("MOCK_UPSTREAM_API_KEY", UPSTREAM_SECRET)
     monkeypatch.delenv("MIXGATEWAY_TEST_UNSET_KEY", raising=False)
@@ -72,7 +72,7 @@ def people(org, alice, dave, bob):  # dave is the admin, bob a member
     """Alpha Labs with history: named keys with usage, an invitation, a role change."""
     from console.tenancy import actions as tenancy
     from console.tenancy.models import Membership
-    from gateway.keys import create_api_key
+    from gateway.keys.api_keys import create_api_key
     from tests.console.test_usage import usage
 
     backend, _ = create_api_key(org, name="backend", created_by=alice)

@@ -16,7 +16,7 @@ from billing import ledger
 from console.tenancy import actions as tenancy
 from console.tenancy.audit import record
 from console.tenancy.models import AuditEvent, ImmutableAuditEvent, Membership
-from gateway.keys import create_api_key, mint_api_key, rename_api_key, revoke_api_key
+from gateway.keys.api_keys import create_api_key, mint_api_key, rename_api_key, revoke_api_key
 from gateway.models import ApiKey
 from tests.console.conftest import person
 

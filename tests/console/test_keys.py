@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from gateway.keys import find_key, hash_secret, mint_api_key
+from gateway.keys.api_keys import find_key, hash_secret, mint_api_key
 from gateway.models import ApiKey, CatalogModel, Provider
 
 pytestmark = pytest.mark.django_db

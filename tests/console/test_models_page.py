@@ -4,10 +4,10 @@ now, the reason when it cannot, usable models first."""
 import pytest
 from django.test import Client
 
-from gateway.catalog_loader import load_catalog
+from gateway.routing.catalog_loader import load_catalog
 from gateway.models import CatalogModel, Provider
-from gateway.resilience import cooldowns
-from gateway.upstream_keys import encrypt
+from gateway.routing.resilience import cooldowns
+from gateway.upstream.upstream_keys import encrypt
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from gateway.keys import mint_api_key, playground_key, revoke_api_key
+from gateway.keys.api_keys import mint_api_key, playground_key, revoke_api_key
 
 pytestmark = pytest.mark.django_db
 

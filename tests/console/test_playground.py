@@ -12,8 +12,8 @@ from billing.ledger import credit
 from billing.models import UsageRecord
 from billing.reconcile import reconcile
 from gateway import pipeline
-from gateway.catalog_loader import load_catalog
-from gateway.keys import playground_key
+from gateway.routing.catalog_loader import load_catalog
+from gateway.keys.api_keys import playground_key
 from gateway.models import ApiKey, Provider
 from tests.billing_helpers import balance
 

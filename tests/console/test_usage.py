@@ -14,7 +14,7 @@ from billing.charging import UsageEvent
 from billing.models import UsageRecord
 from billing.money import token_cost, usd
 from billing.reconcile import book
-from gateway.keys import mint_api_key
+from gateway.keys.api_keys import mint_api_key
 
 pytestmark = pytest.mark.django_db
 

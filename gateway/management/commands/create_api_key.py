@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from console.tenancy.models import Organization
-from gateway.keys import create_management_key, mint_api_key
+from gateway.keys.api_keys import create_management_key, mint_api_key
 from gateway.models import ApiKey
 
 KINDS = {"standard": ApiKey.Kind.STANDARD, "management": ApiKey.Kind.MANAGEMENT}

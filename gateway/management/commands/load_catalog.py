@@ -2,7 +2,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway.catalog_loader import CatalogError, load_catalog
+from gateway.routing.catalog_loader import CatalogError, load_catalog
 
 
 class Command(BaseCommand):

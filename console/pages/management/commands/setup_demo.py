@@ -12,7 +12,7 @@ from billing.ledger import balance_of, credit
 from billing.money import usd
 from console.tenancy.actions import create_organization
 from console.tenancy.models import Organization
-from gateway.keys import find_key, key_status, mint_api_key, revoke_api_key
+from gateway.keys.api_keys import find_key, key_status, mint_api_key, revoke_api_key
 from gateway.models import ApiKey
 
 DEMO_EMAIL = "demo@example.com"

@@ -18,7 +18,7 @@ from console.tenancy import audit
 from console.tenancy.models import Membership, Organization
 
 from . import key_cache
-from .models import ApiKey
+from ..models import ApiKey
 
 SECRET_PREFIX = "sk-"
 MANAGEMENT_PREFIX = "mk-"  # the scope shows in the key: "mk-" keys call /api/v1, never /v1

@@ -16,9 +16,9 @@ from django.conf import settings
 
 from billing.redis_pool import get_redis
 
-from . import observability
+from .. import observability
 from .catalog import Route, lookup_route
-from .errors import GatewayError, UpstreamTimeout
+from ..api.errors import GatewayError, UpstreamTimeout
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-from ..catalog import Route
-from ..errors import UpstreamError
+from ...routing.catalog import Route
+from ...api.errors import UpstreamError
 from .anthropic import AnthropicAdapter
 from .base import Completion, ProviderAdapter, Usage, usage_from_openai
 from .gemini import GeminiAdapter

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from .errors import InvalidRequest
+from ..api.errors import InvalidRequest
 from .tokens import estimate_text_tokens
 
 

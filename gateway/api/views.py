@@ -1,4 +1,4 @@
-"""The /v1 API's views: one lean DRF view per endpoint, reached through gateway.entry.
+"""The /v1 API's views: one lean DRF view per endpoint, reached through gateway.api.entry.
 
 Chat and embeddings are gateway.pipeline's, with their surface; the views only
 authenticate (DRF, ApiKeyAuthentication) and say which surface they serve.
@@ -8,15 +8,16 @@ from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.views import APIView
 
-from . import openapi, pipeline
+from . import openapi
+from .. import pipeline
 from .auth import ApiKeyAuthentication
-from .availability import NOT_CONFIGURED, model_availability
-from .catalog import models_for_key, resolve_route
-from .encoding import encode
+from ..routing.availability import NOT_CONFIGURED, model_availability
+from ..routing.catalog import models_for_key, resolve_route
+from ..parsing.encoding import encode
 from .errors import GatewayError, envelope_response
-from .models import CatalogModel
-from .surfaces.chat import CHAT
-from .surfaces.embeddings import EMBEDDINGS
+from ..models import CatalogModel
+from ..surfaces.chat import CHAT
+from ..surfaces.embeddings import EMBEDDINGS
 
 
 def json_response(payload: dict, status: int = 200) -> HttpResponse:
@@ -27,7 +28,7 @@ class ApiView(APIView):
     """DRF with only what this API uses: bearer-key authentication. No sessions, no
     permissions or throttles (limits are the key's, checked at admission), no parsers
     (the pipeline reads the body, after authentication), no negotiation (answers are JSON
-    or an event stream, and errors are gateway.errors' envelope)."""
+    or an event stream, and errors are gateway.api.errors' envelope)."""
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = []

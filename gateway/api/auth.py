@@ -2,7 +2,7 @@ from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 
 from .errors import InvalidApiKey
-from .keys import KeyIdentity, find_key, looks_like_secret
+from ..keys.api_keys import KeyIdentity, find_key, looks_like_secret
 
 MAX_AUTHORIZATION_BYTES = 1024  # a key is 46 characters; anything near this is not a key
 

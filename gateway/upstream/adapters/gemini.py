@@ -6,9 +6,9 @@ import re
 import struct
 from urllib.parse import quote
 
-from .. import http1, upstream
-from ..encoding import dumps, loads
-from ..errors import GatewayError, InvalidRequest, UpstreamError
+from .. import http1, calls as upstream
+from ...parsing.encoding import dumps, loads
+from ...api.errors import GatewayError, InvalidRequest, UpstreamError
 from .base import Completion, ProviderAdapter
 from .gemini_format import StreamTranslator, from_gemini, to_gemini
 

@@ -9,7 +9,7 @@ import re
 import time
 import uuid
 
-from ..tokens import estimate_prompt_tokens, estimate_text_tokens, last_user_text
+from ...parsing.tokens import estimate_prompt_tokens, estimate_text_tokens, last_user_text
 from .base import Completion, ProviderAdapter, Usage
 
 _WORDS = re.compile(r"\s*\S+")

@@ -9,7 +9,7 @@ request is refused once the minute's tokens are spent.
 
 from billing.live import WINDOW_SECONDS, LimitState  # noqa: F401  (the gateway's names for them)
 
-from .errors import GatewayError
+from ..api.errors import GatewayError
 
 
 def _reset(seconds: float) -> str:

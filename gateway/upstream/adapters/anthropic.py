@@ -1,8 +1,8 @@
 """Anthropic's Messages API behind the OpenAI chat format."""
 
-from .. import upstream
-from ..encoding import dumps, loads
-from ..errors import GatewayError, UpstreamError
+from .. import calls as upstream
+from ...parsing.encoding import dumps, loads
+from ...api.errors import GatewayError, UpstreamError
 from .anthropic_format import StreamTranslator, from_anthropic, to_anthropic
 from .base import Completion, ProviderAdapter
 

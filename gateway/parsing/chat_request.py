@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import RawPostDataException
 from django.http.request import RequestDataTooBig
 
-from .errors import InvalidRequest, RequestTooLarge
+from ..api.errors import InvalidRequest, RequestTooLarge
 from .tokens import estimate_prompt_tokens, prompt_tokens_bound
 
 # Far above any model's limits, and small enough that a worst-case cost stays exact.

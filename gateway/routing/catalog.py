@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from .errors import ModelNotFound
-from .models import CatalogModel, ModelAlias
+from ..api.errors import ModelNotFound
+from ..models import CatalogModel, ModelAlias
 
 
 @dataclass(frozen=True)

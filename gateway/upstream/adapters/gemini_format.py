@@ -10,7 +10,7 @@ import mimetypes
 import time
 import uuid
 
-from ..errors import InvalidRequest
+from ...api.errors import InvalidRequest
 from .base import Usage, _count
 
 FINISH_REASONS = {

@@ -10,10 +10,10 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..catalog import Route
-from ..errors import InvalidRequest
-from ..chat_request import ChatRequest
-from ..encoding import loads
+from ...routing.catalog import Route
+from ...api.errors import InvalidRequest
+from ...parsing.chat_request import ChatRequest
+from ...parsing.encoding import loads
 
 
 @dataclass

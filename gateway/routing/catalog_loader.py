@@ -11,7 +11,7 @@ from django.db import transaction
 from billing.money import PRICE_DECIMAL_PLACES
 
 from .catalog import forget_routes
-from .models import CatalogModel, ModelAlias, Provider
+from ..models import CatalogModel, ModelAlias, Provider
 
 PROVIDER_KEYS = {"protocol", "base_url", "api_key_env", "timeout_seconds", "models",
                  "auth_header", "headers", "query_params"}

@@ -9,9 +9,9 @@ tries them) but worth a warning.
 from dataclasses import dataclass, replace
 
 from .catalog import Route, route_from_model
-from .models import CatalogModel
+from ..models import CatalogModel
 from .resilience import cooldowns
-from .upstream import has_key
+from ..upstream.calls import has_key
 
 AVAILABLE = "available"
 COOLING_DOWN = "cooling_down"

@@ -3,7 +3,7 @@
 The console needs sessions, CSRF, users, messages, allauth, static files and a
 Content-Security-Policy; no /v1 request does, and on the benchmark that stack cost more
 than the rest of the request path together. So the first middleware hands every /v1
-request straight to its view in gateway.urls (lean DRF views: bearer authentication and
+request straight to its view in gateway.api.urls (lean DRF views: bearer authentication and
 nothing else). What the stack did that the API needs is done here: the request id, the
 host check and nosniff. Every other path goes on through the whole chain.
 """
@@ -16,7 +16,7 @@ from django.urls.resolvers import RegexPattern
 from .errors import refusal_response
 
 API_PREFIX = "/v1/"
-_api_urls = URLResolver(RegexPattern(r"^/v1/"), "gateway.urls")
+_api_urls = URLResolver(RegexPattern(r"^/v1/"), "gateway.api.urls")
 
 
 class ApiEntryMiddleware:
@@ -33,7 +33,7 @@ class ApiEntryMiddleware:
         request.request_id = request_id = str(uuid.uuid4())
         try:
             request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it for every other page
-            match = _api_urls.resolve(request.path_info)  # gateway.urls ends in a catch-all
+            match = _api_urls.resolve(request.path_info)  # gateway.api.urls ends in a catch-all
             request.resolver_match = match
             response = match.func(request, *match.args, **match.kwargs)
             if callable(getattr(response, "render", None)):  # DRF's Response (the schema), as Django would

@@ -31,7 +31,7 @@ _lock = threading.Lock()
 
 
 def _configured_values() -> tuple[str, ...]:
-    from .models import CatalogModel, Provider  # the catalog's models need the app registry
+    from ..models import CatalogModel, Provider  # the catalog's models need the app registry
 
     names, stored = set(), []
     for env_name, encrypted in Provider.objects.values_list("api_key_env", "api_key_encrypted"):

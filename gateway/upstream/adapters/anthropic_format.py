@@ -3,7 +3,7 @@
 import json
 import time
 
-from ..errors import InvalidRequest
+from ...api.errors import InvalidRequest
 from .base import Usage
 
 FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",

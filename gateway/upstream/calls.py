@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from django.conf import settings
 
 from . import http1
-from .encoding import loads
-from .errors import GatewayError, UpstreamError, UpstreamTimeout
+from ..parsing.encoding import loads
+from ..api.errors import GatewayError, UpstreamError, UpstreamTimeout
 from .redaction import redact
 from .upstream_keys import decrypt
 

@@ -3,9 +3,9 @@
 import re
 from urllib.parse import urlencode
 
-from .. import upstream
-from ..encoding import dumps
-from ..errors import UpstreamError
+from .. import calls as upstream
+from ...parsing.encoding import dumps
+from ...api.errors import UpstreamError
 from .base import Completion, ProviderAdapter, RawChunk, usage_from_openai
 
 # The members that make a stream chunk worth parsing. Searched in its bytes: a match inside

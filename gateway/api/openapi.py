@@ -21,7 +21,7 @@ from .openapi_schemas import SCHEMAS, ref
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "gateway.auth.ApiKeyAuthentication"
+    target_class = "gateway.api.auth.ApiKeyAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):

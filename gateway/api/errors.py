@@ -11,8 +11,8 @@ from django.http import Http404, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.negotiation import BaseContentNegotiation
 
-from .encoding import encode
-from .observability import request_refused
+from ..parsing.encoding import encode
+from ..observability import request_refused
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ signal, connected in GatewayConfig.ready), not the request path, which writes no
 
 from collections import defaultdict
 
-from .models import ApiKey
+from ..models import ApiKey
 
 
 def remember_last_use(sender, records, **kwargs) -> None:

@@ -14,7 +14,7 @@ traffic:
   slot, so thousands of them never keep a request from being served. Connections are
   bounded by the open-file limit (ulimit -n) and the deadline above.
 
-The Procfile names it: `--worker-class gateway.web_worker.HeaderTimeoutWorker`. It lives
+The Procfile names it: `--worker-class gateway.api.web_worker.HeaderTimeoutWorker`. It lives
 outside `console` on purpose: gunicorn imports the worker class before the worker patches
 sockets for gevent, and importing `console` starts the Celery app, which reads the settings
 then, so they would miss gevent and give the web process no PostgreSQL pool.

@@ -1,0 +1,1 @@
+"""Callers' API keys: minting and resolving them, the shared key cache, last use."""

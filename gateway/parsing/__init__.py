@@ -1,0 +1,1 @@
+"""Reading what the caller sent: chat and embeddings bodies, token estimates, JSON."""
