@@ -139,9 +139,18 @@ class Stack:
 
         url = self.env["DATABASE_URL"]
         name = url.rsplit("/", 1)[1]
+        # A fresh database every run: one left by another checkout may hold migrations this
+        # one does not have, and a benchmark's data is disposable.
         with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        # ...and so its live state in Redis goes too: organization ids start again at 1.
+        import redis
+
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        for prefix in (self.env["BILLING_REDIS_PREFIX"], self.env["CACHE_KEY_PREFIX"]):
+            for stale in client.scan_iter(f"{prefix}*", count=1000):
+                client.delete(stale)
         self.manage("migrate", "--noinput")
         catalog = ROOT / "var" / "bench-catalog.yaml"
         catalog.parent.mkdir(exist_ok=True)
