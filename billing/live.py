@@ -10,14 +10,18 @@ booked). What a new request may hold is
 Per key it keeps the spend (booked from the ledger and its rollups, plus what settled
 since) with its holds, and the minute's requests and tokens. Admitting is one script and
 settling another, so a request costs two round trips however many limits its key has.
-Settling queues the request's usage event in a stream; billing.reconcile books the events
-into the ledger and pushes the new balances back (apply_ledger), which takes them out of
-pending only for events still pending, so a retried booking never counts a cost twice.
+Settling queues the request's usage event in a stream (billing.live_stream);
+billing.reconcile books the events into the ledger and pushes the new balances back
+(apply_ledger), which takes them out of pending only for events still pending, so a
+retried booking never counts a cost twice.
 
 With REDIS_URL the store is that Redis, shared by every process. The embedded default runs
 the same scripts on an in-process Redis (fakeredis), books each settlement at once, and,
 since other processes (the credit command) write the ledger, refreshes an account from it
 every GATEWAY_CACHE_SECONDS.
+
+Admission also writes the request's intent (billing.abandoned), so that a request whose
+web process dies before settling is still booked, once, by book_abandoned.
 """
 
 import logging
@@ -32,6 +36,7 @@ from django.conf import settings
 from django.db import connection
 
 from . import live_scripts as scripts
+from .abandoned import abandoned_event
 from .charging import InsufficientBalance, KeySpendLimitReached, Prices, usage_event
 from .models import Account, UsageDailyRollup, UsageRecord
 from .money import from_units, to_units
@@ -40,7 +45,6 @@ from .redis_pool import get_redis
 log = logging.getLogger("mixgateway.billing")
 
 WINDOW_SECONDS = 60  # a key's minute starts with its first request and lasts this long
-GROUP = "reconcilers"  # the usage events' consumer group
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 
 __all__ = ["Admitted", "InsufficientBalance", "KeySpendLimitReached", "LimitState", "LiveStoreUnavailable",
@@ -104,6 +108,18 @@ class Layout:
     def stream(self) -> str:
         return f"{self.prefix}:usage-events"
 
+    @property
+    def intents_by_time(self) -> str:
+        return f"{self.prefix}:intents-by-time"
+
+    @property
+    def intents(self) -> str:
+        return f"{self.prefix}:intents"
+
+    def tombstone(self, request_id: str) -> str:
+        """Marks a request booked as abandoned, so its late settlement changes nothing."""
+        return f"{self.prefix}:abandoned:{request_id}"
+
     def key_spend(self, key_id) -> str:
         return f"{self.prefix}:keyspend:{key_id}"
 
@@ -123,7 +139,7 @@ class _Store:
         self.layout = Layout(prefix)
         self.embedded = embedded
         self.refreshed: dict[int, float] = {}  # embedded: when each account last met the ledger
-        self.group_ready = False
+        self.group_ready = False  # billing.live_stream made the consumer group
         self.admit = client.register_script(scripts.ADMIT)
         self.unadmit = client.register_script(scripts.UNADMIT)
         self.settle = client.register_script(scripts.SETTLE)
@@ -172,30 +188,33 @@ def key_spend_ttl_seconds() -> int:
 # -- the request path ---------------------------------------------------------------------
 
 
-def admit(key, request_id: str, amount: Decimal) -> Admitted:
+def admit(key, request_id: str, amount: Decimal, intent: str = "") -> Admitted:
     """Count the request in the key's rate window and hold `amount` of the key's spend
     limit and of the organization's balance: all of it, or nothing and an exception
     (RateLimited, KeySpendLimitReached, InsufficientBalance; LiveStoreUnavailable when
-    Redis cannot be reached)."""
+    Redis cannot be reached). `intent` (billing.abandoned.intent) is kept beside the
+    holds until the request settles, in the same round trip."""
     store = _live()
     try:
-        return _admit(store, key, request_id, amount)
+        return _admit(store, key, request_id, amount, intent)
     except UNREACHABLE as e:
         raise LiveStoreUnavailable(str(e)) from e
 
 
-def _admit(store: _Store, key, request_id: str, amount: Decimal) -> Admitted:
+def _admit(store: _Store, key, request_id: str, amount: Decimal, intent: str) -> Admitted:
     org_id, units, lay = key.organization_id, to_units(amount), store.layout
     if store.embedded:
         refreshed = store.refreshed.get(org_id)
         if refreshed is None or time.monotonic() - refreshed > settings.GATEWAY_CACHE_SECONDS:
             _load_account(store, org_id)
-    keys = [*lay.window(key.key_id), lay.key_spend(key.key_id), lay.account(org_id), lay.holds]
+    keys = [*lay.window(key.key_id), lay.key_spend(key.key_id), lay.account(org_id), lay.holds,
+            lay.intents_by_time, lay.intents]
     member = lay.hold_member(org_id, key.key_id, request_id)
     rate_limited = bool(key.rpm_limit or key.tpm_limit)
+    now = time.time()
     args = [key.rpm_limit or 0, key.tpm_limit or 0, WINDOW_SECONDS * 1000, request_id, units,
             "" if key.spend_limit is None else to_units(key.spend_limit), key_spend_ttl_seconds(),
-            time.time() + settings.BILLING_RESERVATION_TTL_SECONDS, member]
+            now + settings.BILLING_RESERVATION_TTL_SECONDS, member, intent, now]
     outcome, *values = store.admit(keys=keys, args=args)
     if outcome == "unloaded":
         # First use of the key or the organization, or Redis lost them: start both from
@@ -238,25 +257,38 @@ def settle(key, event_fields: dict, prices: Prices, tokens: int) -> tuple[Decima
     outbox instead (billing.outbox) and booked from there: it is never lost."""
     cost, event = usage_event(event_fields, prices)
     store = _live()
-    lay = store.layout
-    org_id, request_id = event["organization_id"], event["request_id"]
     try:
-        balance, pending = store.settle(
-            keys=[lay.account(org_id), lay.holds, lay.stream, lay.key_spend(key.key_id), lay.window(key.key_id)[1]],
-            args=[request_id, to_units(cost), orjson.dumps(event).decode(),
-                  lay.hold_member(org_id, key.key_id, request_id), 1 if key.spend_limit is not None else 0,
-                  tokens if key.tpm_limit else 0, WINDOW_SECONDS * 1000],
-        )
+        balance, pending, outcome = _settle(store, event, cost, key.spend_limit is not None,
+                                            tokens if key.tpm_limit else 0, "settle")
     except UNREACHABLE as e:
         from .outbox import keep  # the outbox books through this module: imported when needed
 
         keep(event, e)
         return cost, None
+    if outcome == "abandoned":
+        log.warning("request %s settled after the sweep booked it as abandoned: this settlement is dropped",
+                    event["request_id"])
+        return cost, None
+    _book_soon(store)
+    return cost, (from_units(int(balance) - int(pending)) if balance is not None else None)
+
+
+def _settle(store: _Store, event: dict, cost: Decimal, spend_limited: bool, tokens: int, mode: str) -> list:
+    lay = store.layout
+    org_id, key_id, request_id = event["organization_id"], event["key_id"], event["request_id"]
+    return store.settle(
+        keys=[lay.account(org_id), lay.holds, lay.stream, lay.key_spend(key_id), lay.window(key_id)[1],
+              lay.intents_by_time, lay.intents, lay.tombstone(request_id)],
+        args=[request_id, to_units(cost), orjson.dumps(event).decode(), lay.hold_member(org_id, key_id, request_id),
+              1 if spend_limited else 0, tokens, WINDOW_SECONDS * 1000, mode, key_spend_ttl_seconds()],
+    )
+
+
+def _book_soon(store: _Store) -> None:
     if store.embedded:
         from .tasks import reconcile_usage
 
         reconcile_usage.delay()  # the embedded default books in-process, right away
-    return cost, (from_units(int(balance) - int(pending)) if balance is not None else None)
 
 
 def release(organization_id: int, key_id, request_id: str, booked_cost: Decimal = Decimal(0)) -> bool:
@@ -266,19 +298,49 @@ def release(organization_id: int, key_id, request_id: str, booked_cost: Decimal 
     organization's hold was still open."""
     store = _live()
     lay = store.layout
-    return bool(store.release(keys=[lay.account(organization_id), lay.holds, lay.key_spend(key_id)],
+    return bool(store.release(keys=[lay.account(organization_id), lay.holds, lay.key_spend(key_id),
+                                    lay.intents_by_time, lay.intents],
                               args=[request_id, lay.hold_member(organization_id, key_id, request_id),
                                     to_units(booked_cost)]))
 
 
+def book_abandoned(now: float | None = None) -> int:
+    """Book each request admitted more than GATEWAY_ABANDONED_AFTER_SECONDS ago that never
+    settled (its web process died) as one "abandoned" usage event charged its prompt
+    estimate, releasing its holds (billing.abandoned). Returns how many were booked."""
+    before = (now or time.time()) - settings.GATEWAY_ABANDONED_AFTER_SECONDS
+    store = _live()
+    booked = 0
+    while request_ids := store.redis.zrangebyscore(store.layout.intents_by_time, "-inf", before, start=0, num=500):
+        booked += sum(_abandon(store, request_id) for request_id in request_ids)
+        if len(request_ids) < 500:
+            break
+    if booked:
+        log.warning("booked %s abandoned requests (their web process died before settling)", booked)
+        _book_soon(store)
+    return booked
+
+
+def _abandon(store: _Store, request_id: str) -> bool:
+    """Book one request from its intent, unless it settled meanwhile (the script checks)."""
+    intent = store.redis.hget(store.layout.intents, request_id)
+    if intent is None:  # settled between the two reads
+        store.redis.zrem(store.layout.intents_by_time, request_id)
+        return False
+    cost, event = abandoned_event(intent)
+    return _settle(store, event, cost, True, 0, "abandon")[2] == "settled"
+
+
 def release_expired(now: float | None = None) -> int:
-    """Release the holds of requests that never settled (their web process died)."""
+    """Release the holds of requests that never settled (their web process died); one
+    whose intent is still there is booked as abandoned rather than let go free."""
     store = _live()
     released = 0
     for member in store.redis.zrangebyscore(store.layout.holds, "-inf", now or time.time(), start=0, num=1000):
         org_id, _, rest = member.partition(":")
         key_id, _, request_id = rest.rpartition(":")
-        released += release(int(org_id), key_id, request_id)
+        if not _abandon(store, request_id):
+            released += release(int(org_id), key_id, request_id)
     return released
 
 
@@ -325,59 +387,3 @@ def snapshot(org_id: int) -> Snapshot | None:
 
 def outstanding_holds() -> int:
     return _live().redis.zcard(layout().holds)
-
-
-def read_events(consumer: str, count: int, claim_idle_ms: int) -> list[tuple[str, dict]]:
-    """Usage events to book: first those a dead consumer left unacknowledged for longer
-    than claim_idle_ms, then new ones. Each stays pending in the stream until ack()."""
-    store = _live()
-    try:
-        entries = _take(store, consumer, count, claim_idle_ms)
-    except redis.ResponseError as e:
-        if "NOGROUP" not in str(e):
-            raise
-        # Redis lost the stream (a restart without persistence): make it anew.
-        store.group_ready = False
-        entries = _take(store, consumer, count, claim_idle_ms)
-    return [(event_id, orjson.loads(fields["e"])) for event_id, fields in entries]
-
-
-def _take(store: _Store, consumer: str, count: int, claim_idle_ms: int) -> list:
-    stream = store.layout.stream
-    if not store.group_ready:
-        try:
-            store.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
-        store.group_ready = True
-    _, claimed, *_ = store.redis.xautoclaim(stream, GROUP, consumer, claim_idle_ms, "0-0", count=count)
-    entries = [e for e in claimed if e[1]]
-    if len(entries) < count:
-        fresh = store.redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=count - len(entries))
-        for _, items in fresh or ():
-            entries.extend(items)
-    return entries
-
-
-def ack(event_ids: list[str]) -> None:
-    """The events are booked: they leave the stream."""
-    if event_ids:
-        pipe = _live().redis.pipeline()
-        pipe.xack(layout().stream, GROUP, *event_ids)
-        pipe.xdel(layout().stream, *event_ids)
-        pipe.execute()
-
-
-def backlog() -> int:
-    return _live().redis.xlen(layout().stream)
-
-
-def oldest_event_age_seconds() -> float:
-    """How long the oldest usage event not yet booked has waited (0 if none)."""
-    oldest = _live().redis.xrange(layout().stream, "-", "+", count=1)
-    if not oldest:
-        return 0.0
-    # Events leave the stream only once booked, and a stream id starts with its
-    # creation time in milliseconds.
-    return max(time.time() - int(oldest[0][0].split("-", 1)[0]) / 1000, 0.0)

@@ -11,6 +11,12 @@ script returns (billing.live.Snapshot).
 Hashes: an account (balance, head, limit, pending, held, h:<request> holds, p:<request>
 pending costs) and a key's spend (spent, held, h:<request> holds). A request's holds are
 also in one sorted set scored by expiry, so abandoned ones can be swept.
+
+Beside its holds, an admitted request leaves an intent (billing.abandoned): what to book
+if its web process dies before settling, in a hash by request id and a sorted set scored
+by admission time. Settling or releasing takes it away; the sweep books an intent left
+too long as an "abandoned" usage event, through SETTLE itself, and leaves a tombstone so
+that a settlement arriving after all changes nothing: one event per request, either way.
 """
 
 # Gives back the hold a request has in a hash; returns the amount, or false if none.
@@ -25,9 +31,11 @@ local function unhold(hash, request_id)
 end
 """
 
-# KEYS: the minute's requests and tokens, the key's spend, the account, the holds.
+# KEYS: the minute's requests and tokens, the key's spend, the account, the holds, the
+#       intents by time, the intents.
 # ARGV: rpm, tpm (0: no limit), window ms, request id, amount, spend limit ('': none),
-#       key spend ttl seconds, hold expiry (unix seconds), hold member.
+#       key spend ttl seconds, hold expiry (unix seconds), hold member, intent JSON
+#       ('': none), now (unix seconds).
 # Every check runs before the first write, so a refused request leaves no trace. Checks
 # in order: rate window, spend limit, balance.
 ADMIT = """
@@ -69,6 +77,10 @@ end
 redis.call('HSET', KEYS[4], 'h:' .. ARGV[4], ARGV[5])
 redis.call('HINCRBY', KEYS[4], 'held', ARGV[5])
 redis.call('ZADD', KEYS[5], ARGV[8], ARGV[9])
+if ARGV[10] ~= '' then
+  redis.call('HSET', KEYS[7], ARGV[4], ARGV[10])
+  redis.call('ZADD', KEYS[6], ARGV[11], ARGV[4])
+end
 return {'ok', requests, tokens, ttl, v[1], v[2], v[3], v[4]}
 """
 
@@ -79,14 +91,27 @@ if ARGV[2] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR',
 unhold(KEYS[3], ARGV[1])
 unhold(KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[3])
+redis.call('HDEL', KEYS[7], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
 return 1
 """
 
-# Turns a request's holds into its cost and queues its usage event for booking.
-# KEYS: the account, the holds, the usage events, the key's spend, the minute's tokens.
+# Turns a request's holds into its cost and queues its usage event for booking; returns
+# the account's balance and pending, and 'settled', or 'abandoned' (the sweep booked the
+# request already: nothing changes) or 'gone' (abandoning a request that has settled).
+# KEYS: the account, the holds, the usage events, the key's spend, the minute's tokens,
+#       the intents by time, the intents, the request's tombstone.
 # ARGV: request id, cost, usage event JSON, hold member, 1 if the key has a spend limit,
-#       tokens to count (0: none), window ms.
+#       tokens to count (0: none), window ms, 'settle' or 'abandon', tombstone ttl seconds.
 SETTLE = _UNHOLD + """
+if ARGV[8] == 'abandon' then
+  if redis.call('HEXISTS', KEYS[7], ARGV[1]) == 0 then return {false, false, 'gone'} end
+  redis.call('SET', KEYS[8], '1', 'EX', ARGV[9])
+elseif redis.call('EXISTS', KEYS[8]) == 1 then
+  return {false, false, 'abandoned'}
+end
+redis.call('HDEL', KEYS[7], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   unhold(KEYS[1], ARGV[1])
   if ARGV[2] ~= '0' then
@@ -104,14 +129,18 @@ if ARGV[6] ~= '0' then
   redis.call('INCRBY', KEYS[5], ARGV[6])
   if redis.call('PTTL', KEYS[5]) < 0 then redis.call('PEXPIRE', KEYS[5], ARGV[7]) end
 end
-return redis.call('HMGET', KEYS[1], 'balance', 'pending')
+local v = redis.call('HMGET', KEYS[1], 'balance', 'pending')
+return {v[1], v[2], 'settled'}
 """
 
 # Gives back a request's holds without queuing anything: an abandoned request (the expiry
 # sweep, cost 0) or one whose settlement the outbox booked (its cost, counted in the key's
 # spend only if its settlement never reached the store, i.e. the key's hold is still open).
-# KEYS: the account, the holds, the key's spend. ARGV: request id, hold member, cost.
+# KEYS: the account, the holds, the key's spend, the intents by time, the intents.
+# ARGV: request id, hold member, cost.
 RELEASE = _UNHOLD + """
+redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
 local held = unhold(KEYS[1], ARGV[1])
 if unhold(KEYS[3], ARGV[1]) and ARGV[3] ~= '0' then redis.call('HINCRBY', KEYS[3], 'spent', ARGV[3]) end
 redis.call('ZREM', KEYS[2], ARGV[2])

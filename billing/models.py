@@ -75,6 +75,8 @@ class UsageRecord(models.Model):
         UPSTREAM_ERROR = "upstream_error", "Upstream error"
         CLIENT_GONE = "client_gone", "Caller went away"
         ERROR = "error", "Gateway error"
+        # Its web process died before settling; booked by the sweep (billing.abandoned).
+        ABANDONED = "abandoned", "Abandoned: the gateway process died"
 
     class Basis(models.TextChoices):
         PROVIDER = "provider", "Reported by the provider"

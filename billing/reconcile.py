@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from console.tenancy.models import Organization
 
-from . import live, outbox
+from . import live_stream, outbox
 from .charging import event_time
 from .clamping import fit_record, forget_missing_references, is_storable_request_id
 from .ledger import account_for, publish
@@ -171,13 +171,13 @@ def reconcile(max_batches: int | None = None) -> int:
     size = settings.BILLING_RECONCILE_BATCH
     batches = 0
     while max_batches is None or batches < max_batches:
-        batch = live.read_events(consumer, size, settings.BILLING_RECLAIM_IDLE_SECONDS * 1000)
+        batch = live_stream.read_events(consumer, size, settings.BILLING_RECLAIM_IDLE_SECONDS * 1000)
         if not batch:
             break
         touched = book([event for _, event in batch])
         for account, request_ids in touched.values():
             publish(account, request_ids)
-        live.ack([event_id for event_id, _ in batch])
+        live_stream.ack([event_id for event_id, _ in batch])
         total += len(batch)
         batches += 1
         if len(batch) < size:

@@ -386,6 +386,13 @@ BILLING_REDIS_PREFIX = env.str("BILLING_REDIS_PREFIX", default="mgbill")
 BILLING_DEFAULT_MAX_OUTPUT_TOKENS = env.int("BILLING_DEFAULT_MAX_OUTPUT_TOKENS", default=4096)
 # A reservation whose request never settles (its process died) is released after this.
 BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", default=3600)
+# A request admitted this long ago that never settled (its web process died) is booked as
+# "abandoned", charged its prompt estimate (billing.abandoned). Longer than any upstream
+# timeout and any stream you serve; at most the reservation TTL, which it books before.
+GATEWAY_ABANDONED_AFTER_SECONDS = env.float("GATEWAY_ABANDONED_AFTER_SECONDS", default=1800.0)
+if not 0 < GATEWAY_ABANDONED_AFTER_SECONDS <= BILLING_RESERVATION_TTL_SECONDS:
+    raise ImproperlyConfigured("GATEWAY_ABANDONED_AFTER_SECONDS must be above 0 and at most "
+                               "BILLING_RESERVATION_TTL_SECONDS")
 BILLING_RECONCILE_BATCH = env.int("BILLING_RECONCILE_BATCH", default=500)
 # A batch a worker took but never acknowledged (it died) is taken over after this.
 BILLING_RECLAIM_IDLE_SECONDS = env.int("BILLING_RECLAIM_IDLE_SECONDS", default=30)
@@ -421,6 +428,7 @@ if TOPUP_MAX_USD < TOPUP_MIN_USD:
 CELERY_BEAT_SCHEDULE = {
     "reconcile-usage": {"task": "billing.tasks.reconcile_usage", "schedule": env.float("RECONCILE_EVERY_SECONDS", default=2.0)},
     "release-expired-reservations": {"task": "billing.tasks.release_expired_reservations", "schedule": 60.0},
+    "book-abandoned-requests": {"task": "billing.tasks.book_abandoned_requests", "schedule": 60.0},
     "prune-usage": {"task": "billing.tasks.prune_usage", "schedule": 24 * 3600.0},
     "prune-idempotency-keys": {"task": "console.api.tasks.prune_idempotency_keys", "schedule": 3600.0},
 }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from billing import charging, live
+from billing import abandoned, charging, live
 from billing.money import usd
 
 from . import observability
@@ -78,6 +78,13 @@ class Outcome:
     error_code: str | None = None
 
 
+def intent_of(request_id: str, key, request, route: Route, timing: Timing) -> str:
+    """What the sweep books if the request is never settled: its prompt estimate on the
+    first route it will be sent to (billing.abandoned)."""
+    return abandoned.intent(request_id, key.organization_id, key.key_id, route.model_id, route.public_id,
+                            request.stream, request.prompt_estimate(), prices_of(route), timing.started_at)
+
+
 class Charge:
     """The request's money: `admit` holds its worst-case cost or refuses it; `settle`
     turns the hold into the real cost, exactly once."""
@@ -92,11 +99,12 @@ class Charge:
         self._settled = False
 
     @classmethod
-    def admit(cls, request_id: str, key, amount: Decimal) -> "Charge":
+    def admit(cls, request_id: str, key, amount: Decimal, intent: str = "") -> "Charge":
         """Count the request against the key's rate limits and hold `amount`, or refuse it
-        (a GatewayError) before any upstream call, leaving nothing held."""
+        (a GatewayError) before any upstream call, leaving nothing held. `intent` is what
+        to book should this process die before settling (intent_of)."""
         try:
-            admitted = live.admit(key, request_id, amount)
+            admitted = live.admit(key, request_id, amount, intent)
         except live.RateLimited as e:
             raise rate_limit_error(key, e.window)
         except charging.KeySpendLimitReached:

@@ -172,7 +172,7 @@ def outstanding_reservations() -> int:
 def reconciliation_lag_seconds() -> float:
     from billing import live
 
-    return live.oldest_event_age_seconds()
+    return live_stream.oldest_event_age_seconds()
 
 
 def _scrape_registry() -> CollectorRegistry:

@@ -29,7 +29,7 @@ from .parsing.chat_request import read_json_object
 from .parsing.embeddings import EmbeddingRequest
 from .parsing.encoding import encode
 from .api.errors import GatewayError, UpstreamError, envelope_response, gateway_error
-from .metering import CapturedText, Charge, Exchange, Outcome, Timing, cost_of, prices_of
+from .metering import CapturedText, Charge, Exchange, Outcome, Timing, cost_of, intent_of, prices_of
 from .relay import SettlingResponse, SettlingStream
 from .routing.resilience import call_with_failover, candidates
 from .surfaces import Surface
@@ -44,7 +44,8 @@ def serve(surface: Surface, request, key, body: dict | None = None) -> HttpRespo
     parsed = surface.parse(body)
     route = resolve_route(parsed.model, key)
     chain = candidates(route, key)
-    charge = Charge.admit(request.request_id, key, max(_worst_case(parsed, candidate) for candidate in chain))
+    charge = Charge.admit(request.request_id, key, max(_worst_case(parsed, candidate) for candidate in chain),
+                          intent_of(request.request_id, key, parsed, chain[0], timing))
     _release_database_connections()
     exchange = Exchange(request.request_id, key, parsed, route, charge, timing, CapturedText(key.log_content))
     try:

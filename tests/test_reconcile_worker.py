@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from billing import live
+from billing import live, live_stream
 from billing.models import Account, LedgerEntry, UsageRecord
 from billing.reconcile import book, ledger_is_consistent, reconcile
 from tests.billing_helpers import OK_COST
@@ -42,17 +42,17 @@ def assert_each_booked_once(org, count: int) -> None:
 def test_a_batch_booked_but_never_acknowledged_is_not_booked_again(client, org, settings):
     settings.BILLING_RECLAIM_IDLE_SECONDS = 0
     burst(client, 6)
-    batch = live.read_events("doomed-worker", 100, 60_000)
+    batch = live_stream.read_events("doomed-worker", 100, 60_000)
     book([event for _, event in batch])  # committed, then the worker "dies" before ack()
     reconcile()  # another worker takes the batch over
     assert_each_booked_once(org, 6)
-    assert live.backlog() == 0
+    assert live_stream.backlog() == 0
 
 
 def test_a_batch_taken_but_never_booked_is_booked_by_the_next_worker(client, org, settings):
     settings.BILLING_RECLAIM_IDLE_SECONDS = 0
     burst(client, 6)
-    live.read_events("doomed-worker", 100, 60_000)  # taken, then the worker "dies"
+    live_stream.read_events("doomed-worker", 100, 60_000)  # taken, then the worker "dies"
     reconcile()
     assert_each_booked_once(org, 6)
 
@@ -114,7 +114,7 @@ def test_a_worker_killed_mid_batch_leaves_every_request_charged_exactly_once(cli
     worker = start_worker()
     try:
         def all_booked():
-            if live.backlog():
+            if live_stream.backlog():
                 reconcile_usage.delay()
                 time.sleep(0.5)
                 return False

@@ -16,7 +16,7 @@ import requests
 from django.conf import settings
 from django.db import connection
 
-from billing import charging, live, outbox, redis_pool
+from billing import charging, live, live_stream, outbox, redis_pool
 from billing.models import Account, LedgerEntry, SettlementOutbox, UsageRecord
 from billing.money import to_units
 from billing.reconcile import ledger_is_consistent, reconcile
@@ -110,7 +110,7 @@ def test_a_settlement_both_in_redis_and_in_the_outbox_counts_once(org, own_redis
     cost, _ = live.settle(key, event_fields(key, rid), PRICES, 2000)
     outbox.keep(charging.usage_event(event_fields(key, rid), PRICES)[1], redis.ConnectionError("reply lost"))
     reconcile()
-    assert not SettlementOutbox.objects.exists() and live.backlog() == 0
+    assert not SettlementOutbox.objects.exists() and live_stream.backlog() == 0
     assert_booked_once(org, rid, cost)
     assert key_spend(key) == (to_units(cost), 0)
     assert live.snapshot(org.pk).pending == 0 and live.outstanding_holds() == 0
@@ -220,7 +220,7 @@ def test_a_redis_outage_while_requests_settle_loses_no_settlement(catalog, org, 
     total = sum(r.cost for r in records)
     assert Account.objects.get(organization=org).balance == Decimal("100") - total
     assert ledger_is_consistent(org.pk)
-    assert not SettlementOutbox.objects.exists() and live.backlog() == 0
+    assert not SettlementOutbox.objects.exists() and live_stream.backlog() == 0
     snapshot = live.snapshot(org.pk)
     assert (snapshot.held, snapshot.pending) == (0, 0) and live.outstanding_holds() == 0
     assert key_spend(identity_of(row)) == (to_units(total), 0)
