@@ -22,6 +22,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_masters: dict[str, int] = {}  # base URL -> the gunicorn master's pid
+
+
+def web_worker_pids(base: str) -> list[int]:
+    """The gunicorn workers (the master's children) serving `base` (Linux /proc)."""
+    master = _masters[base]
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
 def web_command() -> str:
     line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web: "))
     return line.split(": ", 1)[1].replace("gunicorn ", f"{sys.executable} -m gunicorn ", 1)
@@ -41,6 +51,7 @@ def procfile_web(workers: int = 2, **extra_env):
     server = subprocess.Popen(["bash", "-c", "exec " + web_command()], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=open(os.environ.get("TEST_WEB_LOG", os.devnull), "w"))
     base = f"http://127.0.0.1:{port}"
+    _masters[base] = server.pid  # `exec`: bash became gunicorn's master
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -53,5 +64,6 @@ def procfile_web(workers: int = 2, **extra_env):
                 time.sleep(0.2)
         yield base
     finally:
+        _masters.pop(base, None)
         server.terminate()
         server.wait(timeout=30)
