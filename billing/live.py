@@ -7,8 +7,8 @@ booked). What a new request may hold is
 
     balance + limit - pending - held
 
-Per key it keeps the spend (booked from the ledger and its rollups, plus what settled
-since) with its holds, and the minute's requests and tokens. Admitting is one script and
+Per key it keeps the spend in its budget period (booked from the ledger and its rollups,
+plus what settled since; started anew when a period begins) with its holds, and the minute's requests and tokens. Admitting is one script and
 settling another, so a request costs two round trips however many limits its key has.
 Settling queues the request's usage event in a stream (billing.live_stream);
 billing.reconcile books the events into the ledger and pushes the new balances back
@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
@@ -37,6 +38,7 @@ from django.db import connection
 
 from . import live_scripts as scripts
 from .abandoned import abandoned_event
+from .budget_periods import period_bounds, period_id
 from .charging import InsufficientBalance, KeySpendLimitReached, Prices, usage_event
 from .models import Account, UsageDailyRollup, UsageRecord
 from .money import from_units, to_units
@@ -144,6 +146,7 @@ class _Store:
         self.unadmit = client.register_script(scripts.UNADMIT)
         self.settle = client.register_script(scripts.SETTLE)
         self.release = client.register_script(scripts.RELEASE)
+        self.start_spend = client.register_script(scripts.START_SPEND)
         self.apply = client.register_script(scripts.APPLY)
 
 
@@ -188,20 +191,21 @@ def key_spend_ttl_seconds() -> int:
 # -- the request path ---------------------------------------------------------------------
 
 
-def admit(key, request_id: str, amount: Decimal, intent: str = "") -> Admitted:
+def admit(key, request_id: str, amount: Decimal, intent: str = "", now: datetime | None = None) -> Admitted:
     """Count the request in the key's rate window and hold `amount` of the key's spend
     limit and of the organization's balance: all of it, or nothing and an exception
     (RateLimited, KeySpendLimitReached, InsufficientBalance; LiveStoreUnavailable when
     Redis cannot be reached). `intent` (billing.abandoned.intent) is kept beside the
-    holds until the request settles, in the same round trip."""
+    holds until the request settles, in the same round trip. `now` (default: the clock)
+    says which budget period the key's spend limit is counted in."""
     store = _live()
     try:
-        return _admit(store, key, request_id, amount, intent)
+        return _admit(store, key, request_id, amount, intent, now or datetime.now(UTC))
     except UNREACHABLE as e:
         raise LiveStoreUnavailable(str(e)) from e
 
 
-def _admit(store: _Store, key, request_id: str, amount: Decimal, intent: str) -> Admitted:
+def _admit(store: _Store, key, request_id: str, amount: Decimal, intent: str, when: datetime) -> Admitted:
     org_id, units, lay = key.organization_id, to_units(amount), store.layout
     if store.embedded:
         refreshed = store.refreshed.get(org_id)
@@ -211,20 +215,19 @@ def _admit(store: _Store, key, request_id: str, amount: Decimal, intent: str) ->
             lay.intents_by_time, lay.intents]
     member = lay.hold_member(org_id, key.key_id, request_id)
     rate_limited = bool(key.rpm_limit or key.tpm_limit)
-    now = time.time()
+    now = when.timestamp()
+    period = "" if key.spend_limit is None else period_id(key.budget_period, when)
     args = [key.rpm_limit or 0, key.tpm_limit or 0, WINDOW_SECONDS * 1000, request_id, units,
             "" if key.spend_limit is None else to_units(key.spend_limit), key_spend_ttl_seconds(),
-            now + settings.BILLING_RESERVATION_TTL_SECONDS, member, intent, now]
+            now + settings.BILLING_RESERVATION_TTL_SECONDS, member, intent, now, period]
     outcome, *values = store.admit(keys=keys, args=args)
     if outcome == "unloaded":
         # First use of the key or the organization, or Redis lost them: start both from
         # the ledger, then ask once more.
         spend_missing, account_missing = values
         if spend_missing:
-            pipe = store.redis.pipeline(transaction=False)
-            pipe.hsetnx(lay.key_spend(key.key_id), "spent", key_spend_booked(key.key_id))
-            pipe.hsetnx(lay.key_spend(key.key_id), "held", 0)
-            pipe.execute()
+            booked = key_spend_booked(key.key_id, period_bounds(key.budget_period, when))
+            store.start_spend(keys=[lay.key_spend(key.key_id)], args=[period, booked, key_spend_ttl_seconds()])
         if account_missing:
             _load_account(store, org_id)
         outcome, *values = store.admit(keys=keys, args=args)
@@ -347,16 +350,21 @@ def release_expired(now: float | None = None) -> int:
 # -- the ledger's side --------------------------------------------------------------------
 
 
-def key_spend_booked(key_id: int) -> int:
-    """What the ledger has booked for the key in all (picodollars): its usage records and
-    the daily rollups that retention made of older ones. One statement, so a record that
-    moves into a rollup meanwhile is counted exactly once."""
+def key_spend_booked(key_id: int, period: tuple[datetime | None, datetime | None] = (None, None)) -> int:
+    """What the ledger has booked for the key (picodollars) in all, or for requests that
+    arrived within `period` (billing.budget_periods.period_bounds, UTC midnights): its
+    usage records and the daily rollups retention made of older ones. One statement, so a
+    record that moves into a rollup meanwhile is counted exactly once."""
+    start, end = period
+    records, rollups, ops = UsageRecord._meta.db_table, UsageDailyRollup._meta.db_table, connection.ops
+    in_records, in_rollups, params = "", "", [key_id, key_id]
+    if start is not None:
+        in_records, in_rollups = " AND created_at >= %s AND created_at < %s", " AND day >= %s AND day < %s"
+        params = [key_id, ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end),
+                  key_id, ops.adapt_datefield_value(start.date()), ops.adapt_datefield_value(end.date())]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT (SELECT COALESCE(SUM(cost), 0) FROM {UsageRecord._meta.db_table} WHERE api_key_id = %s)"
-            f" + (SELECT COALESCE(SUM(cost), 0) FROM {UsageDailyRollup._meta.db_table} WHERE api_key_id = %s)",
-            [key_id, key_id],
-        )
+        cursor.execute(f"SELECT (SELECT COALESCE(SUM(cost), 0) FROM {records} WHERE api_key_id = %s{in_records})"
+                       f" + (SELECT COALESCE(SUM(cost), 0) FROM {rollups} WHERE api_key_id = %s{in_rollups})", params)
         return int(cursor.fetchone()[0])
 
 

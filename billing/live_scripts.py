@@ -9,7 +9,8 @@ with doubles (the balance check in ADMIT) is repeated exactly in Python on the v
 script returns (billing.live.Snapshot).
 
 Hashes: an account (balance, head, limit, pending, held, h:<request> holds, p:<request>
-pending costs) and a key's spend (spent, held, h:<request> holds). A request's holds are
+pending costs) and a key's spend (spent, held, h:<request> holds, and the budget period
+its spent counts: billing.budget_periods.period_id). A request's holds are
 also in one sorted set scored by expiry, so abandoned ones can be swept.
 
 Beside its holds, an admitted request leaves an intent (billing.abandoned): what to book
@@ -35,7 +36,9 @@ end
 #       intents by time, the intents.
 # ARGV: rpm, tpm (0: no limit), window ms, request id, amount, spend limit ('': none),
 #       key spend ttl seconds, hold expiry (unix seconds), hold member, intent JSON
-#       ('': none), now (unix seconds).
+#       ('': none), now (unix seconds), the key's budget period now (its id).
+# A key's spend counted for another period than now's is as good as missing: Python
+# starts it again from the ledger (START_SPEND) and asks once more.
 # Every check runs before the first write, so a refused request leaves no trace. Checks
 # in order: rate window, spend limit, balance.
 ADMIT = """
@@ -52,7 +55,7 @@ if rate_limited then
   end
 end
 local spend_limited = ARGV[6] ~= ''
-local spend_missing = spend_limited and redis.call('EXISTS', KEYS[3]) == 0
+local spend_missing = spend_limited and redis.call('HGET', KEYS[3], 'period') ~= ARGV[12]
 local v = redis.call('HMGET', KEYS[4], 'balance', 'limit', 'pending', 'held')
 if spend_missing or not v[1] then
   return {'unloaded', spend_missing and 1 or 0, v[1] and 0 or 1}
@@ -121,9 +124,10 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 redis.call('XADD', KEYS[3], '*', 'e', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[4])
-if ARGV[5] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
-  unhold(KEYS[4], ARGV[1])
-  if ARGV[2] ~= '0' then redis.call('HINCRBY', KEYS[4], 'spent', ARGV[2]) end
+-- Only a request held in the key's current spend counts there: one admitted in a period
+-- that has ended since (its counter started anew without the hold) counts in that one.
+if ARGV[5] == '1' and unhold(KEYS[4], ARGV[1]) and ARGV[2] ~= '0' then
+  redis.call('HINCRBY', KEYS[4], 'spent', ARGV[2])
 end
 if ARGV[6] ~= '0' then
   redis.call('INCRBY', KEYS[5], ARGV[6])
@@ -131,6 +135,17 @@ if ARGV[6] ~= '0' then
 end
 local v = redis.call('HMGET', KEYS[1], 'balance', 'pending')
 return {v[1], v[2], 'settled'}
+"""
+
+# Starts a key's spend for a budget period from what the ledger booked in it, unless
+# another process just did: holds of an ended period go with the old counter.
+# KEYS: the key's spend. ARGV: the period id, booked spend, ttl seconds.
+START_SPEND = """
+if redis.call('HGET', KEYS[1], 'period') == ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'period', ARGV[1], 'spent', ARGV[2], 'held', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
 """
 
 # Gives back a request's holds without queuing anything: an abandoned request (the expiry

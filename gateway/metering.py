@@ -85,6 +85,9 @@ def intent_of(request_id: str, key, request, route: Route, timing: Timing) -> st
                             request.stream, request.prompt_estimate(), prices_of(route), timing.started_at)
 
 
+PER_PERIOD = {"none": "", "daily": " per UTC day", "weekly": " per UTC week", "monthly": " per UTC month"}
+
+
 class Charge:
     """The request's money: `admit` holds its worst-case cost or refuses it; `settle`
     turns the hold into the real cost, exactly once."""
@@ -99,18 +102,20 @@ class Charge:
         self._settled = False
 
     @classmethod
-    def admit(cls, request_id: str, key, amount: Decimal, intent: str = "") -> "Charge":
+    def admit(cls, request_id: str, key, amount: Decimal, intent: str = "", now: datetime | None = None) -> "Charge":
         """Count the request against the key's rate limits and hold `amount`, or refuse it
         (a GatewayError) before any upstream call, leaving nothing held. `intent` is what
-        to book should this process die before settling (intent_of)."""
+        to book should this process die before settling (intent_of); `now`, when the
+        request arrived, picks the key's budget period, as it dates its usage record."""
         try:
-            admitted = live.admit(key, request_id, amount, intent)
+            admitted = live.admit(key, request_id, amount, intent, now)
         except live.RateLimited as e:
             raise rate_limit_error(key, e.window)
         except charging.KeySpendLimitReached:
+            per = PER_PERIOD.get(key.budget_period, "")
             raise InsufficientQuota(
-                f"This API key's spend limit of {usd(key.spend_limit)} USD would be passed by this "
-                "request. Raise the key's limit in the console, or use another key."
+                f"This API key's spend limit of {usd(key.spend_limit)} USD{per} would be "
+                "passed by this request. Raise the key's limit in the console, or use another key."
             )
         except charging.InsufficientBalance as e:
             raise InsufficientQuota(

@@ -45,7 +45,7 @@ def serve(surface: Surface, request, key, body: dict | None = None) -> HttpRespo
     route = resolve_route(parsed.model, key)
     chain = candidates(route, key)
     charge = Charge.admit(request.request_id, key, max(_worst_case(parsed, candidate) for candidate in chain),
-                          intent_of(request.request_id, key, parsed, chain[0], timing))
+                          intent_of(request.request_id, key, parsed, chain[0], timing), timing.started_at)
     _release_database_connections()
     exchange = Exchange(request.request_id, key, parsed, route, charge, timing, CapturedText(key.log_content))
     try:

@@ -179,6 +179,7 @@ class KeyIdentity:
     rpm_limit: int | None = None
     tpm_limit: int | None = None
     spend_limit: Decimal | None = None
+    budget_period: str = "none"  # what spend_limit is per (billing.budget_periods)
     log_content: bool = False
 
     def allows(self, public_model_id: str) -> bool:
@@ -196,6 +197,7 @@ def identity_of(row: ApiKey) -> KeyIdentity:
         rpm_limit=row.rpm_limit,
         tpm_limit=row.tpm_limit,
         spend_limit=row.spend_limit,
+        budget_period=row.budget_period,
         log_content=row.organization.log_content,
     )
 

@@ -1,9 +1,25 @@
-"""When each key was last used. The booking worker keeps it (billing's usage_booked
-signal, connected in GatewayConfig.ready), not the request path, which writes nothing."""
+"""What a key has used: when it was last used, which the booking worker keeps (billing's
+usage_booked signal, connected in GatewayConfig.ready), not the request path, which writes
+nothing; and what it spent in its budget period, for the console and the management API."""
 
 from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from billing.budget_periods import period_bounds
+from billing.live import key_spend_booked
+from billing.money import from_units
 
 from ..models import ApiKey
+
+
+def period_spend(key: ApiKey, now: datetime | None = None) -> tuple[Decimal, Decimal | None, datetime | None]:
+    """(spent, limit, resets_at) of the key's current budget period: what the ledger has
+    booked for it since the period began (rollups included; requests settled in the last
+    seconds are not booked yet), its spend limit (None: none), and when the period ends
+    (None for "none", which never resets)."""
+    period = period_bounds(key.budget_period, now or datetime.now(UTC))
+    return from_units(key_spend_booked(key.pk, period)), key.spend_limit, period[1]
 
 
 def remember_last_use(sender, records, **kwargs) -> None:
