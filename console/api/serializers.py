@@ -16,6 +16,7 @@ from billing.ledger import BillingError, parse_amount
 from billing.models import LedgerEntry, UsageRecord
 from billing.money import usd
 from gateway.keys.api_keys import key_status
+from gateway.keys.key_usage import period_spend
 from gateway.models import ApiKey
 from gateway.queries import enabled_models
 
@@ -92,16 +93,35 @@ class OrganizationUpdateSerializer(StrictSerializer):
 class KeySerializer(serializers.ModelSerializer):
     status = serializers.SerializerMethodField()
     spend_limit_usd = UsdField(source="spend_limit", allow_null=True)
+    spent_this_period_usd = serializers.SerializerMethodField(
+        help_text="USD the ledger has booked for this key in its current budget_period (in all for `none`); "
+                  "requests of the last seconds are booked shortly after they end.")
+    period_resets_at = serializers.SerializerMethodField(
+        help_text="When the current budget_period ends and the spend starts from 0 (UTC); null for `none`.")
 
     class Meta:
         model = ApiKey
         fields = ["id", "name", "prefix", "status", "created_at", "last_used_at", "expires_at", "revoked_at",
-                  "allowed_models", "spend_limit_usd", "budget_period", "rpm_limit", "tpm_limit"]
+                  "allowed_models", "spend_limit_usd", "budget_period", "spent_this_period_usd", "period_resets_at",
+                  "rpm_limit", "tpm_limit"]
         read_only_fields = fields
+
+    def to_representation(self, key):
+        key.period_spend = period_spend(key)  # (spent, limit, resets_at), read once for both fields
+        return super().to_representation(key)
 
     @extend_schema_field({"type": "string", "enum": ["active", "revoked", "expired"]})
     def get_status(self, key) -> str:
         return key_status(key)
+
+    @extend_schema_field({"type": "string", "example": "0.00000326"})
+    def get_spent_this_period_usd(self, key) -> str:
+        return usd(key.period_spend[0])
+
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
+    def get_period_resets_at(self, key) -> str | None:
+        resets_at = key.period_spend[2]
+        return None if resets_at is None else serializers.DateTimeField().to_representation(resets_at)
 
     def get_fields(self):
         fields = super().get_fields()

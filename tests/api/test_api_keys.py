@@ -1,13 +1,14 @@
 """/api/v1/keys: inference keys with all their limits, made, changed and revoked through
 the console's own actions; other organizations' keys and non-inference keys are 404."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 
 import openai
 import pytest
 from django.utils import timezone
 
+from billing.models import UsageDailyRollup
 from console.tenancy.models import AuditEvent
 from gateway.keys.api_keys import create_management_key, find_key, hash_secret, mint_api_key, playground_key
 from gateway.models import ApiKey
@@ -16,7 +17,8 @@ from tests.api.support import assert_envelope
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FIELDS = {"id", "name", "prefix", "status", "created_at", "last_used_at", "expires_at", "revoked_at",
-          "allowed_models", "spend_limit_usd", "budget_period", "rpm_limit", "tpm_limit"}
+          "allowed_models", "spend_limit_usd", "budget_period", "spent_this_period_usd", "period_resets_at",
+          "rpm_limit", "tpm_limit"}
 
 
 def chat(live_server, secret):
@@ -97,9 +99,24 @@ def test_it_changes_limits_and_the_gateway_sees_them(api, org, alice, management
     assert updated.actor == alice and updated.details["via"] == management_key[:10]
     assert (updated.details["old_rpm_limit"], updated.details["rpm_limit"]) == (10, None)
     assert (updated.details["old_spend_limit"], updated.details["spend_limit"]) == (None, "1.5")
+    assert (updated.details["old_budget_period"], updated.details["budget_period"]) == ("none", "daily")
     # Sending what is already there changes nothing and writes no row.
     assert api.patch(f"keys/{created['id']}", json={"tpm_limit": None}).status_code == 200
     assert AuditEvent.objects.filter(action="key.updated").count() == 1
+
+
+def test_it_shows_the_spend_of_the_current_period_and_when_it_resets(api, org):
+    created = api.post("keys", json={"spend_limit_usd": "3", "budget_period": "daily"}).json()
+    assert (created["spent_this_period_usd"], created["budget_period"]) == ("0", "daily")
+    today = timezone.now().astimezone(UTC).date()
+    for day, cost in ((today - timedelta(days=1), "2"), (today, "0.25")):  # retention's rollups count too
+        UsageDailyRollup.objects.create(organization=org, day=day, model="demo:echo", api_key_id=created["id"],
+                                        requests=1, cost=Decimal(cost))
+    shown = api.get(f"keys/{created['id']}").json()
+    assert shown["spent_this_period_usd"] == "0.25"
+    assert shown["period_resets_at"] == f"{today + timedelta(days=1)}T00:00:00Z"
+    in_all = api.patch(f"keys/{created['id']}", json={"budget_period": "none"}).json()
+    assert (in_all["spent_this_period_usd"], in_all["period_resets_at"]) == ("2.25", None)
 
 
 def test_delete_revokes_and_the_gateway_refuses_the_key(live_server, api, org, catalog):
