@@ -25,6 +25,8 @@ from gateway.keys.api_keys import (
     rename_api_key,
     revoke_api_key,
 )
+from billing.money import usd
+from gateway.keys.key_usage import period_spend
 from gateway.models import ApiKey
 from gateway.queries import managed_keys
 
@@ -58,11 +60,18 @@ def with_status(request, key: ApiKey, now) -> ApiKey:
     return key
 
 
+def with_spend(key: ApiKey, now) -> ApiKey:
+    """The key's "Spend" cell: spent this budget period / its limit, and when it resets."""
+    spent, limit, resets_at = period_spend(key, now)
+    key.spend = {"spent": usd(spent), "limit": None if limit is None else usd(limit), "resets_at": resets_at}
+    return key
+
+
 @org_view()
 def index(request):
     now = timezone.now()
     rows = managed_keys().filter(organization=request.org).order_by("-created_at", "-pk")
-    keys = [with_status(request, key, now) for key in rows if key.kind == ApiKey.Kind.STANDARD]
+    keys = [with_spend(with_status(request, key, now), now) for key in rows if key.kind == ApiKey.Kind.STANDARD]
     context = {"title": "API keys", "keys": keys, "form": CreateKeyForm()}
     if has_role(request.membership, Membership.Role.ADMIN):
         context["management_keys"] = [with_status(request, key, now) for key in rows

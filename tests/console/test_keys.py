@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from billing.models import UsageDailyRollup
 from gateway.keys.api_keys import find_key, hash_secret, mint_api_key
 from gateway.models import ApiKey, CatalogModel, Provider
 
@@ -73,6 +74,20 @@ def test_it_saves_allowed_models_expiry_and_spend_limit(as_alice, models):
     assert sorted(key.allowed_models) == ["demo:big", "demo:echo"]
     assert key.expires_at.date() == day and key.is_active()
     assert key.spend_limit == Decimal("12.5")
+
+
+def test_the_list_shows_the_spend_of_the_period_and_when_it_resets(as_alice, org):
+    daily, _ = mint_api_key(org, name="daily")
+    ApiKey.objects.filter(pk=daily.pk).update(spend_limit=Decimal("3"), budget_period="daily")
+    unlimited, _ = mint_api_key(org, name="unlimited")
+    today = timezone.now().date()
+    for key, day, cost in ((daily, today, "0.25"), (daily, today - timedelta(days=1), "2"), (unlimited, today, "1.5")):
+        UsageDailyRollup.objects.create(organization=org, day=day, model="demo:echo", api_key=key, requests=1,
+                                        cost=Decimal(cost))
+    page = as_alice.get("/keys/").content.decode()
+    tomorrow = today + timedelta(days=1)
+    assert f'<td class="key-spend">0.25 / 3 USD · resets <time datetime="{tomorrow}T00:00:00+00:00">{tomorrow}</time></td>' in page
+    assert '<td class="key-spend">1.5 / no limit</td>' in page
 
 
 def test_it_allows_every_model_and_no_limits_by_default(as_alice, models):
