@@ -44,7 +44,15 @@ class CreateKeyForm(forms.Form):
         required=False,
         label="Spend limit (USD)",
         widget=forms.TextInput(attrs={"inputmode": "decimal", "placeholder": "no limit", "autocomplete": "off"}),
-        help_text="Optional. The most this key may spend in total.",
+        help_text="Optional. The most this key may spend in total, or per budget period.",
+    )
+    budget_period = forms.ChoiceField(
+        choices=ApiKey.BudgetPeriod.choices,
+        initial=ApiKey.BudgetPeriod.NONE,
+        required=False,
+        label="Budget period",
+        help_text="What the spend limit is per: it starts again from 0 at 00:00 UTC each day, on Mondays, "
+                  "or on the 1st of each month.",
     )
 
     def __init__(self, *args, **kwargs):
@@ -66,6 +74,9 @@ class CreateKeyForm(forms.Form):
         except BillingError as e:
             message = str(e)
             raise forms.ValidationError(message[:1].upper() + message[1:] + ".")
+
+    def clean_budget_period(self):
+        return self.cleaned_data["budget_period"] or ApiKey.BudgetPeriod.NONE
 
     @property
     def expires_at(self):

@@ -92,6 +92,7 @@ def create(request):
             allowed_models=form.cleaned_data["allowed_models"],
             expires_at=form.expires_at,
             spend_limit=form.cleaned_data["spend_limit"],
+            budget_period=form.cleaned_data["budget_period"],
         )
         # Rendered straight into this response (never redirected, stored or logged), and
         # never_cache keeps it out of the browser's and any proxy's cache.

@@ -9,6 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from billing.models import UsageDailyRollup
+from console.tenancy.models import AuditEvent
 from gateway.keys.api_keys import find_key, hash_secret, mint_api_key
 from gateway.models import ApiKey, CatalogModel, Provider
 
@@ -73,7 +74,15 @@ def test_it_saves_allowed_models_expiry_and_spend_limit(as_alice, models):
     key = ApiKey.objects.get(pk=find_key(secret_of(resp)).key_id)
     assert sorted(key.allowed_models) == ["demo:big", "demo:echo"]
     assert key.expires_at.date() == day and key.is_active()
-    assert key.spend_limit == Decimal("12.5")
+    assert key.spend_limit == Decimal("12.5") and key.budget_period == "none"
+
+
+def test_it_saves_a_budget_period_and_audits_it(as_alice, models, alice):
+    resp = create(as_alice, spend_limit="5", budget_period="weekly")
+    key = ApiKey.objects.get(pk=find_key(secret_of(resp)).key_id)
+    assert (key.spend_limit, key.budget_period) == (Decimal("5"), "weekly")
+    event = AuditEvent.objects.get(action="key.created", target=key.prefix)
+    assert event.actor == alice and (event.details["spend_limit"], event.details["budget_period"]) == ("5", "weekly")
 
 
 def test_the_list_shows_the_spend_of_the_period_and_when_it_resets(as_alice, org):
