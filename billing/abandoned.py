@@ -12,7 +12,7 @@ Celery beat) books it once, status "abandoned", charged the prompt estimate — 
 the upstream was certainly asked to read — and releases its holds.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
@@ -28,7 +28,8 @@ def intent(request_id: str, organization_id: int, key_id: int, model_id: int | N
         "model": model, "stream": stream, "prompt_tokens": prompt_tokens,
         "input_per_mtok": str(prices.input_per_mtok), "output_per_mtok": str(prices.output_per_mtok),
         "cached_input_per_mtok": None if prices.cached_input_per_mtok is None else str(prices.cached_input_per_mtok),
-        "cost": str(cost_of(prices, prompt_tokens, 0)), "started_at": started_at.isoformat(),
+        # Unix seconds: a tenth of the cost of isoformat() on the hot path.
+        "cost": str(cost_of(prices, prompt_tokens, 0)), "started_at": started_at.timestamp(),
     }).decode()
 
 
@@ -44,6 +45,7 @@ def abandoned_event(intent_json: str) -> tuple[Decimal, dict]:
         "model_id": kept["model_id"], "model": kept["model"], "stream": kept["stream"], "status": "abandoned",
         # No answer was finished: 0 says so (no HTTP status was ever completed).
         "http_status": 0, "error_code": None, "prompt_tokens": kept["prompt_tokens"], "completion_tokens": 0,
-        "cached_tokens": 0, "reasoning_tokens": 0, "basis": "estimated", "started_at": kept["started_at"],
+        "cached_tokens": 0, "reasoning_tokens": 0, "basis": "estimated",
+        "started_at": datetime.fromtimestamp(kept["started_at"], UTC).isoformat(),
         "latency_ms": 0, "ttft_ms": None,
     }, prices)

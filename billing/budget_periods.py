@@ -5,8 +5,10 @@ store, the key pages and the alerts all agree on one boundary and a test can mov
 A day starts at 00:00 UTC, a week on Monday 00:00 UTC, a month on the 1st at 00:00 UTC.
 """
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 NONE, DAILY, WEEKLY, MONTHLY = "none", "daily", "weekly", "monthly"
+SECONDS_A_DAY = 86400
 PERIODS = (NONE, DAILY, WEEKLY, MONTHLY)
 
 
@@ -41,6 +43,14 @@ def period_id(period: str, now: datetime) -> str:
     """A short name for the period holding ``now`` (its start as UTC seconds; "all" for none).
 
     The live store keeps it beside a key's spend counter, so a new period starts from zero.
+    Asked on every request of a key with a spend limit: remembered per UTC day.
     """
-    start, _ = period_bounds(period, now)
-    return "all" if start is None else str(int(start.timestamp()))
+    if period in (NONE, "", None):
+        return "all"
+    return _period_id_of_day(period, int(_as_utc(now).timestamp() // SECONDS_A_DAY))
+
+
+@lru_cache(maxsize=64)
+def _period_id_of_day(period: str, day: int) -> str:
+    start, _ = period_bounds(period, datetime.fromtimestamp(day * SECONDS_A_DAY, timezone.utc))
+    return str(int(start.timestamp()))
