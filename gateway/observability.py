@@ -170,7 +170,7 @@ def outstanding_reservations() -> int:
 
 
 def reconciliation_lag_seconds() -> float:
-    from billing import live
+    from billing import live_stream
 
     return live_stream.oldest_event_age_seconds()
 
