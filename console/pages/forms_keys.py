@@ -74,9 +74,14 @@ class KeyLimitsForm(forms.Form):
     rpm_limit = PerMinuteField(label="Requests per minute", unit="requests")
     tpm_limit = PerMinuteField(label="Tokens per minute", unit="tokens (prompt and completion)")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, key: ApiKey | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["allowed_models"].choices = model_choices()
+        choices = model_choices()
+        # A model the key allows that is no longer enabled stays offered (and ticked): left
+        # out, saving would drop it, and a key allowed only such models would allow all.
+        offered = {value for value, _ in choices}
+        choices += [(m, f"{m} (not enabled)") for m in (key.allowed_models if key else ()) if m not in offered]
+        self.fields["allowed_models"].choices = choices
 
     def clean_expires_on(self):
         day = self.cleaned_data["expires_on"]

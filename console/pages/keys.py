@@ -58,6 +58,8 @@ def key_for_change(request, pk: int) -> ApiKey:
 def with_status(request, key: ApiKey, now) -> ApiKey:
     key.status = key_status(key, now)
     key.manageable = can_manage(request, key)
+    label = key.get_budget_period_display()
+    key.period_phrase = label[:1].lower() + label[1:]  # "per UTC day", "in all"
     return key
 
 
@@ -116,7 +118,7 @@ def render_detail(request, key: ApiKey, *, form=None, limits_form=None, status=2
     context = {"title": key.name or "API key", "key": key,
                "form": form or RenameKeyForm(initial={"name": key.name})}
     if key.kind == ApiKey.Kind.STANDARD:
-        context["limits_form"] = limits_form or KeyLimitsForm(initial=KeyLimitsForm.initial_for(key))
+        context["limits_form"] = limits_form or KeyLimitsForm(initial=KeyLimitsForm.initial_for(key), key=key)
         with_spend(key)
     return render(request, "console/keys/detail.html", context, status=status)
 
@@ -144,7 +146,7 @@ def change_limits(request, pk):
     key = key_for_change(request, pk)
     if key.kind != ApiKey.Kind.STANDARD:
         raise PermissionDenied("Only API keys have limits.")
-    form = KeyLimitsForm(request.POST)
+    form = KeyLimitsForm(request.POST, key=key)
     if form.is_valid() and key.revoked_at is not None:
         form.add_error(None, "This key is revoked; its limits can no longer change.")
     if not form.is_valid():

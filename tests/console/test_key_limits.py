@@ -11,7 +11,7 @@ from django.utils import timezone
 from console.tenancy.models import AuditEvent
 from gateway.keys.api_keys import create_api_key, find_key
 from gateway.models import ApiKey
-from tests.console.test_keys import secret_of
+from tests.console.test_keys import models, secret_of  # noqa: F401  (models: a fixture)
 from tests.console.test_usage import usage
 
 pytestmark = pytest.mark.django_db
@@ -64,7 +64,7 @@ def test_the_list_shows_models_limits_and_spend(as_alice, org, alice):
     page = as_alice.get("/keys/").content.decode()
     row = re.search(rf'<tr data-key-prefix="{key.prefix}">(.*?)</tr>', page, re.S).group(1)
     assert "<code>demo:echo</code>" in row
-    assert "60 RPM · 5000 TPM" in row and "budget per utc month" in row
+    assert "60 RPM · 5000 TPM" in row and "budget per UTC month" in row
     spend = re.search(r"<td[^>]*data-spend[^>]*>(.*?)</td>", row, re.S).group(1)
     assert "0.00137 / 2 USD" in spend
 
@@ -121,3 +121,13 @@ def test_a_revoked_keys_limits_stay(as_alice, org, alice):
     assert resp.status_code == 400 and "its limits can no longer change" in resp.content.decode()
     key.refresh_from_db()
     assert key.rpm_limit == 10
+
+
+def test_a_model_no_longer_enabled_stays_allowed_when_the_limits_change(as_alice, org, alice, models):
+    key, _ = create_api_key(org, name="narrow", created_by=alice, allowed_models=["demo:retired"])
+    page = as_alice.get(f"/keys/{key.pk}/").content.decode()
+    assert re.search(r'<input[^>]*value="demo:retired"[^>]*checked', page)
+    resp = as_alice.post(f"/keys/{key.pk}/limits/", {"allowed_models": ["demo:retired"], "rpm_limit": "5"})
+    assert resp.status_code == 302
+    key.refresh_from_db()
+    assert key.allowed_models == ["demo:retired"] and key.rpm_limit == 5
