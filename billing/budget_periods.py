@@ -40,7 +40,8 @@ def period_bounds(period: str, now: datetime) -> tuple[datetime | None, datetime
 
 
 def period_id(period: str, now: datetime) -> str:
-    """A short name for the period holding ``now`` (its start as UTC seconds; "all" for none).
+    """A short name for the period holding ``now``: its kind and start in UTC seconds
+    ("daily:1798675200"), "all" for none.
 
     The live store keeps it beside a key's spend counter, so a new period starts from zero.
     Asked on every request of a key with a spend limit: remembered per UTC day.
@@ -53,4 +54,4 @@ def period_id(period: str, now: datetime) -> str:
 @lru_cache(maxsize=64)
 def _period_id_of_day(period: str, day: int) -> str:
     start, _ = period_bounds(period, datetime.fromtimestamp(day * SECONDS_A_DAY, timezone.utc))
-    return str(int(start.timestamp()))
+    return f"{period}:{int(start.timestamp())}"

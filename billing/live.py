@@ -227,7 +227,10 @@ def _admit(store: _Store, key, request_id: str, amount: Decimal, intent: str, wh
         spend_missing, account_missing = values
         if spend_missing:
             booked = key_spend_booked(key.key_id, period_bounds(key.budget_period, when))
-            store.start_spend(keys=[lay.key_spend(key.key_id)], args=[period, booked, key_spend_ttl_seconds()])
+            # Another process whose clock is a little ahead may have started the next period
+            # already: then this request counts in that one.
+            args[-1] = store.start_spend(keys=[lay.key_spend(key.key_id)],
+                                         args=[period, booked, key_spend_ttl_seconds()])
         if account_missing:
             _load_account(store, org_id)
         outcome, *values = store.admit(keys=keys, args=args)

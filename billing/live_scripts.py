@@ -138,14 +138,22 @@ return {v[1], v[2], 'settled'}
 """
 
 # Starts a key's spend for a budget period from what the ledger booked in it, unless
-# another process just did: holds of an ended period go with the old counter.
-# KEYS: the key's spend. ARGV: the period id, booked spend, ttl seconds.
+# another process just did, or already started a later period of the same kind (its clock
+# is ahead: the counter never goes back, or two clocks would reset it in turn); returns
+# the period the counter is for now. Holds of an ended period go with the old counter.
+# KEYS: the key's spend. ARGV: the period id ("daily:<start>", "all"), booked spend, ttl.
 START_SPEND = """
-if redis.call('HGET', KEYS[1], 'period') == ARGV[1] then return 0 end
+local current = redis.call('HGET', KEYS[1], 'period')
+if current == ARGV[1] then return current end
+if current then
+  local kind, start = string.match(current, '^(%a+):(%d+)$')
+  local wanted_kind, wanted_start = string.match(ARGV[1], '^(%a+):(%d+)$')
+  if kind and kind == wanted_kind and tonumber(start) > tonumber(wanted_start) then return current end
+end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'period', ARGV[1], 'spent', ARGV[2], 'held', 0)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
+return ARGV[1]
 """
 
 # Gives back a request's holds without queuing anything: an abandoned request (the expiry

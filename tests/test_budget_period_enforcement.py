@@ -126,3 +126,25 @@ def test_a_request_of_the_ended_period_settling_late_counts_in_that_period(org):
     }, PRICES, 0)
     spent, held = live.client().hmget(live.layout().key_spend(key.key_id), "spent", "held")
     assert (int(spent), int(held)) == (0, 400_000_000_000)  # only the new day's own hold
+
+
+@pytest.mark.django_db
+def test_a_process_whose_clock_lags_cannot_take_the_counter_back_a_period(org):
+    row, key = limited_key(org, "daily")
+    last_hour, next_period, _ = BOUNDARIES["daily"]
+    spend(key, last_hour)
+    spend(key, next_period)  # a process past midnight started the new day
+    lagging = last_hour + timedelta(minutes=59, seconds=59)
+    live.admit(key, f"req-{uuid.uuid4()}", COST, now=lagging)  # counted in the new day: 0.40 + 0.40
+    period, spent, held = live.client().hmget(live.layout().key_spend(key.key_id), "period", "spent", "held")
+    assert period == f"daily:{int(next_period.replace(second=0).timestamp())}"
+    assert (int(spent), int(held)) == (400_000_000_000, 400_000_000_000)
+    with pytest.raises(charging.KeySpendLimitReached):
+        live.admit(key, f"req-{uuid.uuid4()}", COST, now=next_period)
+    # A change of the key's period is not "going back": the counter starts for the new kind,
+    # from the ledger: March's two requests (0.80) leave no room for another.
+    reconcile()
+    with pytest.raises(charging.KeySpendLimitReached):
+        live.admit(dataclasses.replace(key, budget_period="monthly"), f"req-{uuid.uuid4()}", COST, now=next_period)
+    period, spent = live.client().hmget(live.layout().key_spend(key.key_id), "period", "spent")
+    assert (period, int(spent)) == (f"monthly:{int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())}", 800_000_000_000)

@@ -15,6 +15,7 @@ def at(*args):
 def test_none_is_one_period_for_all_time():
     assert period_bounds("none", at(2026, 3, 4, 5)) == (None, None)
     assert period_id("none", at(2026, 3, 4, 5)) == "all"
+    assert period_id("daily", at(2026, 3, 4, 5)) == f"daily:{int(at(2026, 3, 4).timestamp())}"
 
 
 def test_a_day_runs_from_midnight_utc_to_the_next():
