@@ -418,6 +418,15 @@ TOPUP_MAX_USD = _whole_cents("TOPUP_MAX_USD", "1000")
 if TOPUP_MAX_USD < TOPUP_MIN_USD:
     raise ImproperlyConfigured("TOPUP_MAX_USD must be at least TOPUP_MIN_USD")
 
+# Alerts (billing/alerts.py): each delivery is tried up to ALERT_MAX_ATTEMPTS times, the
+# waits doubling from ALERT_RETRY_BASE_SECONDS (30 s, 1 min, 2 min, ... at most an hour).
+ALERT_MAX_ATTEMPTS = env.int("ALERT_MAX_ATTEMPTS", default=6)
+ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=30.0)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+if ALERT_MAX_ATTEMPTS < 1 or ALERT_RETRY_BASE_SECONDS < 0 or ALERT_WEBHOOK_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("ALERT_MAX_ATTEMPTS must be 1 or more, ALERT_RETRY_BASE_SECONDS 0 or more "
+                               "and ALERT_WEBHOOK_TIMEOUT_SECONDS above 0")
+
 CELERY_BEAT_SCHEDULE = {
     "reconcile-usage": {"task": "billing.tasks.reconcile_usage", "schedule": env.float("RECONCILE_EVERY_SECONDS", default=2.0)},
     "release-expired-reservations": {"task": "billing.tasks.release_expired_reservations", "schedule": 60.0},

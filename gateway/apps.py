@@ -9,5 +9,7 @@ class GatewayConfig(AppConfig):
         from billing.signals import usage_booked
 
         from .keys.key_usage import remember_last_use
+        from .keys.spend_alerts import alert_on_key_spend
 
         usage_booked.connect(remember_last_use, dispatch_uid="gateway.remember_last_use")
+        usage_booked.connect(alert_on_key_spend, dispatch_uid="gateway.alert_on_key_spend")
