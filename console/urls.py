@@ -4,7 +4,7 @@ from django.urls import include, path
 from gateway import observability
 
 from .pages import (
-    api_docs, audit, billing, billing_statements, dashboard, errors, home, keys, members, models, organizations,
+    alerts, api_docs, audit, billing, billing_statements, dashboard, errors, home, keys, members, models, organizations,
     playground, quickstart, signup, usage,
 )
 
@@ -24,6 +24,7 @@ urlpatterns = [
     *usage.urlpatterns,
     *billing.urlpatterns,
     *billing_statements.urlpatterns,
+    *alerts.urlpatterns,
     *models.urlpatterns,
     *quickstart.urlpatterns,
     *playground.urlpatterns,

@@ -25,6 +25,7 @@ NAV = [
     ("keys", "API keys", "key"),
     ("usage", "Usage", "usage"),
     ("billing", "Billing", "billing"),
+    ("alerts", "Alerts", "alert"),
     ("models", "Models", "models"),
     ("quickstart", "Quickstart", "quickstart"),
     ("playground", "Playground", "playground"),
