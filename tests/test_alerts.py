@@ -3,10 +3,12 @@ sent (signed POSTs, the owners' email) and how failures are retried and recorded
 sending them for real is tests/test_alerts_worker.py."""
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings as django_settings
 from django.core import mail
 from django.db import connection
 
@@ -190,3 +192,22 @@ def test_concurrent_bookings_alert_once_per_crossing(org, monkeypatch):
         t.join()
     assert Account.objects.get(organization=org).balance == Decimal("100") - 8 * Decimal("0.27")
     assert [d.channel for d in deliveries(org)] == [EMAIL]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(bool(django_settings.REDIS_URL), reason="the embedded default, which has no worker")
+def test_the_embedded_default_sends_from_a_background_thread_and_retries(org, receiver, settings):
+    settings.ALERT_RETRY_BASE_SECONDS = 0.05
+    secret = set_webhook_url(org, receiver.url, actor=None)
+    set_low_balance_threshold(org.pk, Decimal("99.9"), actor=None)
+    receiver.answers = [500]
+    adjust(org.pk, Decimal("-0.2"), note="a correction")  # returns at once: the thread sends
+    posts = receiver.wait_for(2, timeout=10)
+    assert len(posts) == 2
+    assert verify(secret, posts[1].body, posts[1].headers["x-mixgateway-signature"])["type"] == "balance.low"
+    delivered = AlertDelivery.objects.filter(organization=org, status="delivered")
+    deadline = time.monotonic() + 10
+    while delivered.count() < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sorted(delivered.values_list("channel", "attempts")) == [(EMAIL, 1), (WEBHOOK, 2)]
+    assert len(mail.outbox) == 1
