@@ -9,12 +9,15 @@ the embedded default, which has no worker, runs the same attempts in a backgroun
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
 import urllib.request
+from urllib.parse import urlsplit
 
 import certifi
 from django.conf import settings
@@ -60,11 +63,26 @@ for _handler in (urllib.request.HTTPHandler(),
     _opener.add_handler(_handler)
 
 
+def _refuse_private_destination(url: str) -> None:
+    """Best effort against a tenant pointing the worker at the inside of its network: every
+    address the host resolves to must be public (unless ALERT_WEBHOOK_ALLOW_PRIVATE)."""
+    if settings.ALERT_WEBHOOK_ALLOW_PRIVATE:
+        return
+    parts = urlsplit(url)
+    infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+                               proto=socket.IPPROTO_TCP)
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+        if not address.is_global or address.is_multicast:
+            raise Undeliverable(f"the webhook URL's host resolves to a non-public address ({address})")
+
+
 def _post(delivery: AlertDelivery) -> tuple[int, str]:
     org = delivery.organization
     if not org.webhook_url:
         raise Undeliverable("the webhook URL was removed")
     delivery.target = org.webhook_url
+    _refuse_private_destination(org.webhook_url)
     body = body_of(delivery.payload)
     request = urllib.request.Request(org.webhook_url, data=body, method="POST", headers={
         "Content-Type": "application/json",

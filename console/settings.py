@@ -423,6 +423,10 @@ if TOPUP_MAX_USD < TOPUP_MIN_USD:
 ALERT_MAX_ATTEMPTS = env.int("ALERT_MAX_ATTEMPTS", default=6)
 ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=30.0)
 ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Tenants choose webhook URLs, so by default the worker refuses ones that resolve to loopback,
+# private or link-local addresses (the metadata service, Redis...). The embedded default
+# runs on someone's laptop, where a receiver on localhost is the point.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", EMBEDDED)
 if ALERT_MAX_ATTEMPTS < 1 or ALERT_RETRY_BASE_SECONDS < 0 or ALERT_WEBHOOK_TIMEOUT_SECONDS <= 0:
     raise ImproperlyConfigured("ALERT_MAX_ATTEMPTS must be 1 or more, ALERT_RETRY_BASE_SECONDS 0 or more "
                                "and ALERT_WEBHOOK_TIMEOUT_SECONDS above 0")

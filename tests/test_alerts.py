@@ -14,7 +14,7 @@ from django.db import connection
 
 from billing import alert_delivery
 from billing.alert_delivery import attempt, signature
-from billing.alerts import send_test_event
+from billing.alerts import raise_event, send_test_event
 from billing.ledger import adjust, credit
 from billing.low_balance import set_low_balance_threshold
 from billing.models import Account, AlertDelivery
@@ -30,7 +30,8 @@ WEBHOOK, EMAIL = AlertDelivery.Channel.WEBHOOK, AlertDelivery.Channel.EMAIL
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True  # it listens on loopback
     with WebhookReceiver() as receiver:
         yield receiver
 
@@ -139,6 +140,17 @@ def test_an_unreachable_receiver_is_an_error_and_a_removed_url_gives_up(org, sec
     assert delivery.status == "failed" and delivery.last_error == "the webhook URL was removed"
 
 
+def test_a_webhook_on_a_private_address_is_refused_unless_allowed(org, secret, receiver, settings):
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = False
+    for url in (receiver.url, "http://169.254.169.254/latest/meta-data", "http://[::1]:6379/", "http://10.1.2.3/"):
+        set_webhook_url(org, url, actor=None)
+        delivery = send_test_event(org)
+        assert attempt(delivery.uuid) is None
+        delivery.refresh_from_db()
+        assert delivery.status == "failed" and "non-public address" in delivery.last_error, url
+    assert receiver.received == []
+
+
 def test_a_key_alerts_at_80_and_100_percent_once_each_per_period(org, secret, monkeypatch):
     key, _ = mint_api_key(org, name="batch jobs")
     key.spend_limit, key.budget_period = Decimal("1.35"), "daily"
@@ -211,3 +223,12 @@ def test_the_embedded_default_sends_from_a_background_thread_and_retries(org, re
         time.sleep(0.02)
     assert sorted(delivered.values_list("channel", "attempts")) == [(EMAIL, 1), (WEBHOOK, 2)]
     assert len(mail.outbox) == 1
+
+
+def test_staff_see_every_delivery_read_only_in_the_admin(admin_client, org):
+    raise_event(org.pk, {"type": "balance.low", "balance_usd": "1", "threshold_usd": "2"})
+    page = admin_client.get("/admin/billing/alertdelivery/")
+    assert page.status_code == 200 and "balance.low" in page.content.decode()
+    row = AlertDelivery.objects.get(organization=org)
+    assert admin_client.get(f"/admin/billing/alertdelivery/{row.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/billing/alertdelivery/add/").status_code == 403
