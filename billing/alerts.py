@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from console.tenancy.models import Organization
 
+from . import alert_delivery
 from .models import Account, AlertDelivery
 from .money import usd
 
@@ -48,11 +49,12 @@ def rearm_low_balance(account_id: int) -> None:
     Account.objects.filter(pk=account_id).update(low_balance_alerted_at=None)
 
 
-def raise_event(organization_id: int, event: dict, *, once_key: str = "", channels=(Channel.EMAIL, Channel.WEBHOOK)):
-    """Write the event's deliveries and send them once the transaction commits. With a
-    `once_key` the event is raised at most once ever; returns False if it already was."""
+def raise_event(organization_id: int, event: dict, *, once_key: str = "",
+                channels=(Channel.EMAIL, Channel.WEBHOOK)) -> list[AlertDelivery]:
+    """Write the event's deliveries and send them once the transaction commits; returns
+    them. With a `once_key` the event is raised at most once ever ([] if it already was)."""
     if once_key and AlertDelivery.objects.filter(organization_id=organization_id, once_key=once_key).exists():
-        return False  # the cheap answer; the unique constraint below is the one that holds
+        return []  # the cheap answer; the unique constraint below is the one that holds
     org = Organization.objects.only("slug", "webhook_url").get(pk=organization_id)
     # The organization second in the payload, as in DESIGN.md: {"type", "organization", ...}.
     payload = {"type": event["type"], "organization": org.slug, **{k: v for k, v in event.items() if k != "type"}}
@@ -65,10 +67,10 @@ def raise_event(organization_id: int, event: dict, *, once_key: str = "", channe
     except IntegrityError:
         if not once_key:
             raise
-        return False
+        return []
     for delivery in deliveries:
-        transaction.on_commit(partial(_send, delivery.uuid))
-    return True
+        transaction.on_commit(partial(alert_delivery.dispatch, delivery.uuid))
+    return deliveries
 
 
 def send_test_event(org: Organization) -> AlertDelivery:
@@ -76,15 +78,9 @@ def send_test_event(org: Organization) -> AlertDelivery:
     if not org.webhook_url:
         raise ValueError("set a webhook URL first")
     with transaction.atomic():
-        raise_event(org.pk, {"type": "test", "sent_at": timezone.now().isoformat(timespec="seconds")},
-                    channels=(Channel.WEBHOOK,))
-        return AlertDelivery.objects.filter(organization=org, event_type="test").order_by("-id").first()
-
-
-def _send(delivery_uuid) -> None:
-    from .alert_delivery import dispatch  # it imports the tasks module, which imports much of billing
-
-    dispatch(delivery_uuid)
+        (delivery,) = raise_event(org.pk, {"type": "test", "sent_at": timezone.now().isoformat(timespec="seconds")},
+                                  channels=(Channel.WEBHOOK,))
+    return delivery
 
 
 def deliveries_of(org):

@@ -36,7 +36,8 @@ class AlertSettingsForm(forms.Form):
                   "until the balance is back above. Empty: no low-balance alert.")
     webhook_url = forms.URLField(
         required=False, max_length=URL_MAX, label="Webhook URL", assume_scheme="https",
-        widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/mixgateway"}),
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/hooks/mixgateway",
+                                     "style": "width: 100%; max-width: 40em"}),
         help_text="Alerts are POSTed here as signed JSON. Empty: email only.")
 
     def clean_threshold(self):
