@@ -17,6 +17,7 @@ import ssl
 import threading
 import time
 import urllib.request
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import certifi
@@ -32,7 +33,14 @@ from .models import AlertDelivery
 log = logging.getLogger("mixgateway.alerts")
 SIGNATURE_HEADER = "X-MixGateway-Signature"
 Status = AlertDelivery.Status
-LONGEST_WAIT_SECONDS = 3600
+# Under the Redis broker's visibility timeout (an hour), which would deliver a task waiting
+# longer twice.
+LONGEST_WAIT_SECONDS = 1800
+# A task may run this much before its attempt is due (clocks of two machines).
+EARLY_TOLERANCE = timedelta(seconds=1)
+# A delivery this much past its due time has lost its task (the broker was down when it was
+# raised, a worker lost a retry): the sweep hands it to the worker again.
+OVERDUE = timedelta(minutes=5)
 
 
 def body_of(payload: dict) -> bytes:
@@ -48,6 +56,12 @@ def signature(secret: str, body: bytes, timestamp: int) -> str:
 def wait_before(attempt: int) -> float:
     """Seconds between attempt `attempt` (1-based) and the next: doubling from the base."""
     return min(settings.ALERT_RETRY_BASE_SECONDS * 2 ** (attempt - 1), LONGEST_WAIT_SECONDS)
+
+
+def _due_at(delivery: AlertDelivery):
+    if not delivery.attempts:
+        return delivery.created_at
+    return delivery.last_attempt_at + timedelta(seconds=wait_before(delivery.attempts))
 
 
 class Undeliverable(Exception):
@@ -128,6 +142,8 @@ def attempt(delivery_uuid) -> float | None:
     delivery = AlertDelivery.objects.select_related("organization").filter(uuid=delivery_uuid).first()
     if delivery is None or delivery.status != Status.PENDING:
         return None
+    if timezone.now() + EARLY_TOLERANCE < _due_at(delivery):
+        return None  # a copy of the task, early (a redelivery, the sweep): the scheduled one attempts
     number = delivery.attempts + 1
     # Claimed by a conditional update: a task delivered twice makes one attempt, not two.
     if AlertDelivery.objects.filter(pk=delivery.pk, status=Status.PENDING, attempts=delivery.attempts).update(
@@ -152,6 +168,16 @@ def attempt(delivery_uuid) -> float | None:
         log.warning("alert delivery %s (%s, %s) attempt %s failed: %s", delivery.uuid, delivery.event_type,
                     delivery.channel, number, error[:200])
     return wait_before(number) if status == Status.PENDING else None
+
+
+def resend_overdue() -> int:
+    """Hand the worker again every pending delivery long past its due time; returns how many."""
+    now = timezone.now()
+    overdue = [d.uuid for d in AlertDelivery.objects.filter(status=Status.PENDING, created_at__lt=now - OVERDUE)
+               .only("uuid", "attempts", "created_at", "last_attempt_at") if _due_at(d) + OVERDUE < now]
+    for delivery_uuid in overdue:
+        dispatch(delivery_uuid)
+    return len(overdue)
 
 
 def dispatch(delivery_uuid) -> None:

@@ -69,7 +69,9 @@ def raise_event(organization_id: int, event: dict, *, once_key: str = "",
             raise
         return []
     for delivery in deliveries:
-        transaction.on_commit(partial(alert_delivery.dispatch, delivery.uuid))
+        # Robust: a broker down at that moment must not fail the committed change; the
+        # delivery stays pending and the sweep (alert_delivery.resend_overdue) sends it.
+        transaction.on_commit(partial(alert_delivery.dispatch, delivery.uuid), robust=True)
     return deliveries
 
 

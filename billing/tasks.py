@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from . import live
-from .alert_delivery import attempt
+from .alert_delivery import attempt, resend_overdue
 from .reconcile import reconcile
 from .retention import prune_usage as prune_old_usage
 
@@ -29,3 +29,8 @@ def deliver_alert(self, delivery_uuid: str) -> None:
     wait = attempt(delivery_uuid)
     if wait is not None:
         raise self.retry(countdown=wait)
+
+
+@shared_task
+def resend_overdue_alerts() -> int:
+    return resend_overdue()

@@ -435,5 +435,6 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-usage": {"task": "billing.tasks.reconcile_usage", "schedule": env.float("RECONCILE_EVERY_SECONDS", default=2.0)},
     "release-expired-reservations": {"task": "billing.tasks.release_expired_reservations", "schedule": 60.0},
     "prune-usage": {"task": "billing.tasks.prune_usage", "schedule": 24 * 3600.0},
+    "resend-overdue-alerts": {"task": "billing.tasks.resend_overdue_alerts", "schedule": 300.0},
     "prune-idempotency-keys": {"task": "console.api.tasks.prune_idempotency_keys", "schedule": 3600.0},
 }

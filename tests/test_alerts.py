@@ -11,9 +11,11 @@ import pytest
 from django.conf import settings as django_settings
 from django.core import mail
 from django.db import connection
+from django.db.models import F
+from django.utils import timezone
 
 from billing import alert_delivery
-from billing.alert_delivery import attempt, signature
+from billing.alert_delivery import attempt, resend_overdue, signature
 from billing.alerts import raise_event, send_test_event
 from billing.ledger import adjust, credit
 from billing.low_balance import set_low_balance_threshold
@@ -109,6 +111,11 @@ def test_a_signature_with_another_secret_or_body_does_not_verify():
     assert verify("whsec_right", b'{"type":"test"}', header, tolerance=10**10) == {"type": "test"}
 
 
+def later(delivery, **delta) -> None:
+    """As if the wait before the delivery's next attempt has passed."""
+    AlertDelivery.objects.filter(pk=delivery.pk).update(last_attempt_at=F("last_attempt_at") - timedelta(**delta))
+
+
 def test_a_failed_attempt_is_recorded_and_retried_with_growing_waits_then_given_up(org, secret, receiver, settings):
     settings.ALERT_MAX_ATTEMPTS, settings.ALERT_RETRY_BASE_SECONDS = 3, 30
     receiver.answers = [500, 503, 502]
@@ -117,7 +124,10 @@ def test_a_failed_attempt_is_recorded_and_retried_with_growing_waits_then_given_
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("pending", 1, 500)
     assert delivery.last_error == "answered 500: receiver says no"
+    assert attempt(delivery.uuid) is None and len(receiver.received) == 1  # a copy of the task, early: nothing
+    later(delivery, seconds=30)
     assert attempt(delivery.uuid) == 60
+    later(delivery, seconds=60)
     assert attempt(delivery.uuid) is None  # the third and last
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("failed", 3, 502)
@@ -127,17 +137,27 @@ def test_a_failed_attempt_is_recorded_and_retried_with_growing_waits_then_given_
 
 def test_an_unreachable_receiver_is_an_error_and_a_removed_url_gives_up(org, secret, receiver, settings):
     delivery = send_test_event(org)
-    settings.ALERT_WEBHOOK_TIMEOUT_SECONDS = 2
-    AlertDelivery.objects.filter(pk=delivery.pk).update(payload={"type": "test", "organization": org.slug})
     org.webhook_url = "http://127.0.0.1:9/nothing-listens"
     org.save(update_fields=["webhook_url"])
     assert attempt(delivery.uuid) is not None
     delivery.refresh_from_db()
     assert delivery.last_status_code is None and "refused" in delivery.last_error.lower()
     set_webhook_url(org, "", actor=None)
+    later(delivery, hours=1)
     assert attempt(delivery.uuid) is None
     delivery.refresh_from_db()
     assert delivery.status == "failed" and delivery.last_error == "the webhook URL was removed"
+
+
+def test_a_delivery_whose_task_was_lost_is_sent_again_by_the_sweep(org, secret, monkeypatch):
+    handed = []
+    monkeypatch.setattr(alert_delivery, "dispatch", handed.append)
+    lost, retried, fresh = (send_test_event(org) for _ in range(3))
+    AlertDelivery.objects.filter(pk=lost.pk).update(created_at=F("created_at") - timedelta(minutes=6))
+    AlertDelivery.objects.filter(pk=retried.pk).update(  # its retry is due in 30 s: its task is waiting
+        created_at=F("created_at") - timedelta(minutes=6), attempts=1, last_attempt_at=timezone.now())
+    assert resend_overdue() == 1 and handed == [lost.uuid]
+    assert fresh.uuid not in handed
 
 
 def test_a_webhook_on_a_private_address_is_refused_unless_allowed(org, secret, receiver, settings):
