@@ -419,7 +419,7 @@ if TOPUP_MAX_USD < TOPUP_MIN_USD:
     raise ImproperlyConfigured("TOPUP_MAX_USD must be at least TOPUP_MIN_USD")
 
 # Alerts (billing/alerts.py): each delivery is tried up to ALERT_MAX_ATTEMPTS times, the
-# waits doubling from ALERT_RETRY_BASE_SECONDS (30 s, 1 min, 2 min, ... at most an hour).
+# waits doubling from ALERT_RETRY_BASE_SECONDS (30 s, 1 min, 2 min, ... at most half an hour).
 ALERT_MAX_ATTEMPTS = env.int("ALERT_MAX_ATTEMPTS", default=6)
 ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=30.0)
 ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
