@@ -109,8 +109,7 @@ def _post(delivery: AlertDelivery) -> tuple[int, str]:
         return answer.status, answer.read(200).decode("utf-8", "replace")
 
 
-def _subject_and_text(payload: dict) -> tuple[str, str]:
-    org = payload["organization"]
+def _subject_and_text(payload: dict, org: str) -> tuple[str, str]:
     if payload["type"] == "balance.low":
         return (f"The balance of {org} is below {payload['threshold_usd']} USD",
                 f"The prepaid balance of {org} is {payload['balance_usd']} USD, below the alert threshold of "
@@ -130,9 +129,9 @@ def _email(delivery: AlertDelivery) -> tuple[int | None, str]:
     if not owners:
         raise Undeliverable("the organization has no owner with an email address")
     delivery.target = ", ".join(owners)[:1000]
-    subject, text = _subject_and_text(delivery.payload)
+    subject, text = _subject_and_text(delivery.payload, delivery.organization.name)
     # One message to every owner: a retry cannot mail some of them twice.
-    EmailMessage(settings.ACCOUNT_EMAIL_SUBJECT_PREFIX + subject, text, None, owners).send()
+    EmailMessage(f"[{settings.SITE_NAME}] {subject}", text, None, owners).send()
     return None, ""
 
 

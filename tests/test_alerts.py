@@ -89,7 +89,7 @@ def test_the_owners_get_one_email(org, alice_and_a_second_owner):
     assert attempt(email.uuid) is None
     (sent,) = mail.outbox
     assert sorted(sent.to) == ["alice@alpha.example", "erin@alpha.example"]
-    assert "99.73 USD" in sent.body and "below 100 USD" in sent.subject
+    assert "99.73 USD" in sent.body and sent.subject == "[MixGateway] The balance of Alpha Labs is below 100 USD"
     email.refresh_from_db()
     assert email.status == "delivered" and email.attempts == 1
 

@@ -98,7 +98,10 @@ def console_catalog(upstream, monkeypatch, settings):
 
 @pytest.fixture
 def people(org, alice, dave, bob):  # dave is the admin, bob a member
-    """Alpha Labs with history: named keys with usage, an invitation, a role change."""
+    """Alpha Labs with history: named keys with usage, an invitation, a role change, and the
+    low-balance alert that usage set off."""
+    from billing.alerts import deliveries_of
+    from billing.low_balance import set_low_balance_threshold
     from console.tenancy import actions as tenancy
     from console.tenancy.models import Membership
     from gateway.keys.api_keys import create_api_key
@@ -107,6 +110,7 @@ def people(org, alice, dave, bob):  # dave is the admin, bob a member
     backend, _ = create_api_key(org, name="backend", created_by=alice, allowed_models=["deepseek:deepseek-chat"],
                                 rpm_limit=60, tpm_limit=100_000, spend_limit=Decimal("5"), budget_period="daily")
     batch, _ = create_api_key(org, name="nightly batch", created_by=alice)
+    set_low_balance_threshold(org.pk, Decimal("100"), actor=alice)  # the first request's cost crosses it
     for n, key in enumerate([backend, backend, batch, backend]):
         usage(org, key=key, model="deepseek:deepseek-chat", prompt=1200 + 300 * n, completion=80 + 10 * n,
               request_id=f"req-console-{n}")
@@ -115,4 +119,5 @@ def people(org, alice, dave, bob):  # dave is the admin, bob a member
                           accept_url_for=lambda token: tokens.append(token) or f"/invitations/{token}/")
     tenancy.change_role(Membership.objects.get(user=bob), "admin", actor=alice)
     tenancy.change_role(Membership.objects.get(user=bob), "member", actor=alice)
-    return {"invitation_token": tokens[0], "key": backend, "request_id": "req-console-0"}
+    return {"invitation_token": tokens[0], "key": backend, "request_id": "req-console-0",
+            "alert_delivery": deliveries_of(org).get()}
