@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import UsageDailyRollup, UsageRecord
+from .signals import usage_pruned
 from .money import ZERO
 
 BATCH_SIZE = 2000
@@ -85,6 +86,7 @@ def prune_usage(now: datetime | None = None, *, retention_days: int | None = Non
         oldest = (UsageRecord.objects.filter(created_at__lt=cutoff).order_by("created_at")
                   .values_list("created_at", flat=True).first())
         if oldest is None:
+            usage_pruned.send(sender=prune_usage, cutoff=cutoff)
             return result
         day = oldest.astimezone(UTC).date()
         start, end = _day_bounds(day, cutoff)

@@ -1,0 +1,82 @@
+"""The Responses API's objects, as the official openai SDK reads them: the `response`,
+its output items and content parts, and its usage."""
+
+import time
+import uuid
+
+from ..api.errors import GatewayError
+from ..metering import cost_of
+from ..stored_responses import store_response
+from ..upstream.adapters import Usage
+
+# finish_reason -> incomplete_details.reason; any other finish is a completed response.
+INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+# What ResponseError.code may say; the gateway's other codes are the server's failure.
+ERROR_CODES = {"rate_limit_exceeded", "server_error", "invalid_prompt"}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def responses_usage(usage: Usage) -> dict:
+    return {
+        "input_tokens": usage.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "output_tokens": usage.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+    }
+
+
+def message_item(item_id: str, text: str, status: str = "completed", refusal: str | None = None) -> dict:
+    content = [output_text_part(text)] if text or not refusal else []
+    if refusal:
+        content.append({"type": "refusal", "refusal": refusal})
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def output_text_part(text: str) -> dict:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict:
+    return {"id": item_id, "type": "function_call", "status": status, "arguments": arguments,
+            "call_id": call_id, "name": name}
+
+
+def response_object(exchange, status: str, output: list, usage: Usage | None = None,
+                    finish_reason: str | None = None, error: dict | None = None) -> dict:
+    """The `response` object; `status` in_progress for the stream's first events, else
+    completed, incomplete (by the finish reason) or failed."""
+    request = exchange.request
+    if status == "completed" and finish_reason in INCOMPLETE_REASONS:
+        status = "incomplete"
+    return {
+        "id": request.response_id,
+        "object": "response",
+        "created_at": int(exchange.timing.started_at.timestamp()),
+        "status": status,
+        "background": False,
+        "completed_at": int(time.time()) if status in ("completed", "incomplete") else None,
+        "error": error,
+        "incomplete_details": {"reason": INCOMPLETE_REASONS[finish_reason]} if status == "incomplete" else None,
+        "model": exchange.caller_model,
+        "output": output,
+        **request.echo,
+        "usage": responses_usage(usage) if usage is not None else None,
+    }
+
+
+def failure(error: GatewayError) -> dict:
+    code = error.code if error.code in ERROR_CODES else "server_error"
+    return {"code": code, "message": error.message}
+
+
+def keep(exchange, response: dict, usage: Usage) -> None:
+    """Store a finished response (store: true) with its cost, as GET will answer it."""
+    request = exchange.request
+    if not request.store:
+        return
+    stored = {**response, "usage": {**response["usage"], "cost": str(cost_of(usage, exchange.route))}}
+    store_response(exchange.key, request.input_items, stored)
