@@ -6,7 +6,10 @@ an id that never existed, so an outsider cannot learn that it does.
 
 import logging
 
+from django.db import transaction
 from django.db.models import QuerySet
+
+from console.tenancy.audit import record
 
 from .models import StoredResponse
 
@@ -48,3 +51,17 @@ def prune_stored_responses(sender=None, *, cutoff, **kwargs) -> int:
     (billing.signals.usage_pruned)."""
     deleted, _ = StoredResponse.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def stored_responses_with_keys() -> QuerySet:
+    """Every organization's stored responses with the key that made each, for the console;
+    scope it with get_for_org or a filter."""
+    return StoredResponse.objects.select_related("api_key")
+
+
+def delete_stored_response_by(actor, stored: StoredResponse) -> None:
+    """A person deletes a stored response in the console: gone, and the audit log says who."""
+    with transaction.atomic():
+        stored.delete()
+        record("response.deleted", organization=stored.organization_id, actor=actor, target=stored.response_id,
+               model=stored.model)

@@ -60,6 +60,7 @@ SENTENCES = {
                                          f"{_limit(d.get('new_limit'))}",
     "code.minted": lambda d, t: f"Minted code {t}… worth {_usd(d.get('amount'))}",
     "code.redeemed": lambda d, t: f"Redeemed code {t}… for {_usd(d.get('amount'))}{_balance(d)}",
+    "response.deleted": lambda d, t: f"Deleted stored response {t} ({d.get('model')})",
 }
 
 
