@@ -7,6 +7,7 @@ from .. import pipeline
 from ..parsing.encoding import encode
 from ..stored_responses import delete_stored_response, find_stored_response
 from ..surfaces.responses import stored_answer, surface_for
+from . import openapi
 from .errors import GatewayError
 from .views import ApiView
 
@@ -18,15 +19,13 @@ def _not_found(response_id: str) -> GatewayError:
 
 
 class ResponsesView(ApiView):
-    schema = None  # not yet in /v1/openapi.json: docs/api.md describes it
-
+    @openapi.responses_create
     def post(self, request):
         return pipeline.serve(surface_for(request.auth), request, request.auth)
 
 
 class ResponseDetailView(ApiView):
-    schema = None
-
+    @openapi.response_retrieve
     def get(self, request, response_id: str):
         stored = find_stored_response(request.auth.organization_id, response_id)
         if stored is None:
@@ -34,6 +33,7 @@ class ResponseDetailView(ApiView):
         body, cost = stored_answer(stored)
         return HttpResponse(encode(body, cost), content_type="application/json")
 
+    @openapi.response_delete
     def delete(self, request, response_id: str):
         if not delete_stored_response(request.auth.organization_id, response_id):
             raise _not_found(response_id)

@@ -252,6 +252,7 @@ def _check_fields(body: dict) -> None:
         raise _type_error("include", "an array of strings")
     if body.get("reasoning") is not None and not isinstance(body["reasoning"], dict):
         raise _type_error("reasoning", "an object")
+    _optional_bool(body, "parallel_tool_calls", True)
 
 
 def parse_responses_request(body: dict, earlier_items: list | None = None) -> ResponsesRequest:
@@ -275,7 +276,7 @@ def parse_responses_request(body: dict, earlier_items: list | None = None) -> Re
     if body.get("tools"):
         chat["tools"] = _tools(body["tools"])
         if body.get("parallel_tool_calls") is not None:
-            chat["parallel_tool_calls"] = _optional_bool(body, "parallel_tool_calls", True)
+            chat["parallel_tool_calls"] = body["parallel_tool_calls"]
     if body.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
     if body.get("text") is not None:
@@ -312,7 +313,7 @@ def _echo(body: dict) -> dict:
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
         "metadata": _metadata(body.get("metadata")),
-        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "parallel_tool_calls": _optional_bool(body, "parallel_tool_calls", True),
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
         "store": body.get("store", True) is not False,
