@@ -95,7 +95,8 @@ def test_the_schema_is_public_json_and_describes_only_v1(live_server):
     schema = r.json()
     assert schema["openapi"].startswith("3.")
     assert set(schema["paths"]) == {"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/models/{model_id}",
-                                    "/v1/responses", "/v1/responses/{response_id}"}
+                                    "/v1/responses", "/v1/responses/{response_id}",
+                                    "/v1/responses/{response_id}/input_items"}
     assert schema["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "bearerFormat": "sk-...",
         "description": "An API key of the organization: `Authorization: Bearer sk-...`."}
@@ -234,7 +235,7 @@ def test_the_live_gateway_conforms_to_its_schema(live_server, api_key, demo_only
         assert response.status_code == 401, response.status_code
 
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 7
+    assert len(operations) == 8
     for operation in operations:
         runs = [(strategy, 1, call) for strategy in operation.get_strategies_from_examples()]
         runs += [(operation.as_strategy(GenerationMode.POSITIVE).filter(_servable), MAX_EXAMPLES, call),

@@ -31,6 +31,12 @@ def test_a_stored_conversation_continues_and_can_be_read_and_deleted(client, ups
     third = client.responses.create(model="mock:echo-request", previous_response_id=second.id, input="Once more")
     assert [m["role"] for m in sent_messages(upstreams)] == ["user", "assistant", "user", "assistant", "user"]
     assert third.previous_response_id == second.id
+    items = client.responses.input_items.list(third.id, order="asc")
+    assert [(i.type, i.role) for i in items.data] == [("message", r) for r in ("user", "assistant", "user",
+                                                                                "assistant", "user")]
+    assert items.data[0].content[0].text == "Say hello" and all(i.id for i in items.data)
+    newest = client.responses.input_items.list(third.id, limit=2)
+    assert [i.content[0].text for i in newest.data] == ["Once more", second.output_text] and newest.has_more
 
     got = client.responses.retrieve(first.id)
     assert got.model_dump() == first.model_dump()

@@ -236,6 +236,23 @@ response_delete = extend_schema(
                **_error_responses([401, 404], extra_404=[RESPONSE_NOT_FOUND])},
 )
 
+response_input_items = extend_schema(
+    operation_id="responses_input_items_list",
+    tags=["responses"],
+    summary="List a stored response's input items",
+    parameters=[
+        _response_id_parameter(),
+        OpenApiParameter("limit", OpenApiTypes.INT, OpenApiParameter.QUERY, description="1 to 100, default 20."),
+        OpenApiParameter("order", OpenApiTypes.STR, OpenApiParameter.QUERY, enum=["asc", "desc"],
+                         description="`desc` (default): the newest item first."),
+        OpenApiParameter("after", OpenApiTypes.STR, OpenApiParameter.QUERY,
+                         description="An item id: the page after it."),
+        *_headers([200, 400, 401, 404], rate_limited=False),
+    ],
+    responses={200: OpenApiResponse(ref("ResponseItemList")),
+               **_error_responses([400, 401, 404], extra_404=[RESPONSE_NOT_FOUND])},
+)
+
 model_list = extend_schema(
     operation_id="models_list",
     tags=["models"],

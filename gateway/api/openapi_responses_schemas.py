@@ -121,6 +121,14 @@ RESPONSES_SCHEMAS = {
         "required": ["data"],
         "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
     },
+    "ResponseItemList": {
+        "type": "object",
+        "required": ["object", "data", "has_more", "first_id", "last_id"],
+        "additionalProperties": False,
+        "properties": {"object": {"type": "string", "enum": ["list"]}, "data": {"type": "array", "items": _ITEM},
+                       "has_more": {"type": "boolean"}, "first_id": {"type": "string", "nullable": True},
+                       "last_id": {"type": "string", "nullable": True}},
+    },
     "ResponseDeleted": {
         "type": "object",
         "required": ["id", "object", "deleted"],

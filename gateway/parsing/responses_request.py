@@ -101,6 +101,8 @@ def _user_content(content, where: str):
         else:
             raise _unsupported(f"Content parts of type {kind!r} are not supported; use 'input_text' or "
                                "'input_image'.", f"{where}[{j}].type")
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        return parts[0]["text"]  # a plain string: every chat upstream takes that
     return parts
 
 

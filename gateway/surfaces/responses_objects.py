@@ -79,4 +79,19 @@ def keep(exchange, response: dict, usage: Usage) -> None:
     if not request.store:
         return
     stored = {**response, "usage": {**response["usage"], "cost": str(cost_of(usage, exchange.route))}}
-    store_response(exchange.key, request.input_items, stored)
+    store_response(exchange.key, [stored_input_item(item) for item in request.input_items], stored)
+
+
+ITEM_ID_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
+
+
+def stored_input_item(item: dict) -> dict:
+    """An input item as OpenAI lists it back (GET /v1/responses/{id}/input_items): with an
+    id, and a message's text as parts. It reads back as the same conversation."""
+    kind = item.get("type", "message")
+    stored = {"id": item.get("id") or new_id(ITEM_ID_PREFIXES.get(kind, "item")), **item, "type": kind}
+    if kind == "message" and isinstance(item.get("content"), str):
+        part = output_text_part(item["content"]) if item.get("role") == "assistant" else \
+            {"type": "input_text", "text": item["content"]}
+        stored["content"] = [part]
+    return stored
