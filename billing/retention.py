@@ -2,7 +2,8 @@
 
 Only UsageRecord rows are summarised and deleted. Ledger entries and accounts are never
 touched, so balances stay exactly what they were; a usage ledger entry simply outlives the
-record that pointed at it.
+record that pointed at it. What the layers above keep per request goes with the records
+(`usage_pruned`: the gateway deletes stored /v1/responses answers older than the cutoff).
 """
 
 from collections import defaultdict

@@ -7,6 +7,8 @@ from decimal import Decimal
 import openai
 import pytest
 import requests
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import TypeAdapter
 
 from billing.ledger import credit
 from console.tenancy.actions import create_organization
@@ -28,6 +30,7 @@ def cost_header(raw) -> Decimal:
 def test_it_answers_whole_and_streamed_on_every_protocol(client, gateway_url, api_key, upstreams, protocol):
     model, text, tokens = PLAIN[protocol]
     raw = client.responses.with_raw_response.create(model=model, input="Say hello", instructions="Be brief.")
+    Response.model_validate_json(raw.content)  # every field the SDK's types require, of its type
     response = raw.parse()
     assert response.id.startswith("resp_") and response.object == "response"
     assert response.status == "completed" and response.incomplete_details is None
@@ -49,6 +52,8 @@ def test_it_answers_whole_and_streamed_on_every_protocol(client, gateway_url, ap
                          json={"model": model, "input": "Say hello", "stream": True}, timeout=20)
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
     events = sse_events(resp.content)
+    for event in events:
+        TypeAdapter(ResponseStreamEvent).validate_python(event)
     kinds = [e["type"] for e in events]
     assert kinds[:5] == ["response.created", "response.in_progress", "response.output_item.added",
                          "response.content_part.added", "response.output_text.delta"]

@@ -6,7 +6,6 @@ object here, and their chunks the Responses event stream (responses_stream). Ans
 stored for the organization unless the caller said `store: false`.
 """
 
-from dataclasses import replace
 from decimal import Decimal
 
 from ..api.errors import GatewayError
@@ -73,12 +72,10 @@ def encode_stream(exchange, first, chunks):
     return ResponsesStream(first, chunks, exchange)
 
 
-RESPONSES = Surface(name="responses", parse=parse_for(None), encode_answer=encode_answer,
-                    encode_stream=encode_stream)
-
-
 def surface_for(key) -> Surface:
-    return replace(RESPONSES, parse=parse_for(key))
+    """The surface for one caller: made per request (it is three references) because its
+    parser reads the caller's organization's stored responses."""
+    return Surface(name="responses", parse=parse_for(key), encode_answer=encode_answer, encode_stream=encode_stream)
 
 
 def stored_answer(stored) -> tuple[dict, Decimal | None]:

@@ -22,7 +22,10 @@ def new_id(prefix: str) -> str:
 def responses_usage(usage: Usage) -> dict:
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        # Required by the SDK. The gateway's Usage has no cache-write bucket yet (Anthropic's
+        # cache creation is counted in input_tokens, at the input price): 0 until it has one.
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens,
+                                 "cache_write_tokens": getattr(usage, "cache_write_tokens", 0)},
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.prompt_tokens + usage.completion_tokens,
