@@ -91,3 +91,28 @@ def test_retention_deletes_stored_responses_with_usage_records(org):
     assert StoredResponse.objects.count() == 2  # 0 keeps everything, as for usage records
     prune_usage(now, retention_days=30)
     assert list(StoredResponse.objects.values_list("response_id", flat=True)) == ["resp_new"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_storing_costs_one_insert_and_continuing_one_read(catalog, api_key):
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    browser = Client(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+
+    def stored_response_queries(**body) -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            resp = browser.post("/v1/responses", {"model": "mock:ok", "input": "Hi", **body},
+                                content_type="application/json")
+            assert resp.status_code == 200, resp.content
+            b"".join(resp.streaming_content) if resp.streaming else resp.content
+            resp.close()
+        return [q["sql"].split()[0] for q in queries.captured_queries if "gateway_storedresponse" in q["sql"]]
+
+    stored_response_queries(store=False)  # warm: key and catalog cached
+    assert stored_response_queries(store=False) == []
+    assert stored_response_queries(store=False, stream=True) == []
+    assert stored_response_queries() == ["INSERT"]
+    first = StoredResponse.objects.get()
+    assert stored_response_queries(previous_response_id=first.response_id, stream=True) == ["SELECT", "INSERT"]
