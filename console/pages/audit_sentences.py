@@ -100,6 +100,7 @@ SENTENCES = {
     "webhook.changed": lambda d, t: _webhook_changed(d),
     "code.minted": lambda d, t: f"Minted code {t}… worth {_usd(d.get('amount'))}",
     "code.redeemed": lambda d, t: f"Redeemed code {t}… for {_usd(d.get('amount'))}{_balance(d)}",
+    "response.deleted": lambda d, t: f"Deleted stored response {t} ({d.get('model')})",
 }
 
 

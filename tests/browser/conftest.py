@@ -105,6 +105,7 @@ def people(org, alice, dave, bob):  # dave is the admin, bob a member
     from console.tenancy import actions as tenancy
     from console.tenancy.models import Membership
     from gateway.keys.api_keys import create_api_key
+    from gateway.models import StoredResponse
     from tests.console.test_usage import usage
 
     backend, _ = create_api_key(org, name="backend", created_by=alice, allowed_models=["deepseek:deepseek-chat"],
@@ -119,5 +120,12 @@ def people(org, alice, dave, bob):  # dave is the admin, bob a member
                           accept_url_for=lambda token: tokens.append(token) or f"/invitations/{token}/")
     tenancy.change_role(Membership.objects.get(user=bob), "admin", actor=alice)
     tenancy.change_role(Membership.objects.get(user=bob), "member", actor=alice)
+    StoredResponse.objects.create(
+        response_id="resp_console0", organization=org, api_key=backend, model="deepseek:deepseek-chat",
+        status="completed", input_items=[{"id": "msg_in0", "type": "message", "role": "user",
+                                          "content": [{"type": "input_text", "text": "Summarise the week"}]}],
+        output_items=[{"id": "msg_out0", "type": "message", "role": "assistant", "status": "completed",
+                       "content": [{"type": "output_text", "text": "A quiet week.", "annotations": []}]}],
+        usage={"input_tokens": 12, "output_tokens": 4, "total_tokens": 16, "cost": "0.0000076"})
     return {"invitation_token": tokens[0], "key": backend, "request_id": "req-console-0",
-            "alert_delivery": deliveries_of(org).get()}
+            "response_id": "resp_console0", "alert_delivery": deliveries_of(org).get()}
