@@ -5,6 +5,8 @@ from . import openapi, views
 urlpatterns = [
     path("chat/completions", views.ChatCompletionsView.as_view()),
     path("embeddings", views.EmbeddingsView.as_view()),
+    path("messages", views.MessagesView.as_view()),
+    path("messages/count_tokens", views.CountTokensView.as_view()),
     path("models", views.ModelListView.as_view()),
     path("models/<path:model_id>", views.ModelDetailView.as_view()),
     path("openapi.json", openapi.SchemaView.as_view(), name="openapi-schema"),
