@@ -33,7 +33,6 @@ class MessagesRequest:
     body: dict  # the caller's whole body
     stream: bool
     max_tokens: int  # required by Anthropic's API, and the output bound reserved for
-    choices: int = 1
 
     def prompt_bound(self, context_window: int | None) -> int:
         return prompt_tokens_bound(_as_chat_shape(self.body), context_window)
@@ -264,7 +263,9 @@ def to_chat(request: MessagesRequest) -> ChatRequest:
     if body.get("stop_sequences"):
         chat["stop"] = list(body["stop_sequences"])
     if body.get("tools"):
-        chat["tools"] = [_tool(tool) if isinstance(tool, dict) else _tool({}) for tool in body["tools"]]
+        if not all(isinstance(tool, dict) for tool in body["tools"]):
+            raise _type_error("tools", "an array of tool objects")
+        chat["tools"] = [_tool(tool) for tool in body["tools"]]
     if body.get("tool_choice"):
         _tool_choice(body["tool_choice"], chat)
     user = (body.get("metadata") or {}).get("user_id")

@@ -168,9 +168,19 @@ def _translate(exchange: Exchange, first, chunks):
         status, error = "upstream_error", _internal_error(exchange)
         yield _failure_event(exchange, error)
     finally:
-        if status != "completed" and usage is None:
-            usage = exchange.estimated_usage("partial")
+        if status != "completed":
+            usage = _partial(exchange, usage)
         exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)
+
+
+def _partial(exchange: Exchange, usage: Usage | None) -> Usage:
+    """What a stream cut short is charged: the prompt as the upstream counted it so far (or
+    the estimate), and at least the output the caller received."""
+    if usage is None:
+        return exchange.estimated_usage("partial")
+    return Usage(usage.prompt_tokens, max(usage.completion_tokens, exchange.text.relayed_tokens),
+                 cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
+                 reasoning_tokens=usage.reasoning_tokens, basis="partial")
 
 
 def relayed(exchange: Exchange, first, events) -> MessagesStream:
@@ -181,7 +191,7 @@ _RELAYED_TEXT = {"text_delta": "text", "input_json_delta": "partial_json", "thin
 
 
 def _relay(exchange: Exchange, first, events):
-    text, usage = exchange.text, Usage(0, 0)
+    text, usage = exchange.text, None
     status, error = "client_gone", None
     exchange.timing.first_byte()
     try:
@@ -206,6 +216,8 @@ def _relay(exchange: Exchange, first, events):
             if kind == "message_stop":
                 status = "completed"
             event = next(events, None)
+        if usage is None:
+            usage = exchange.estimated_usage("estimated")  # no message_start: what we relayed
     except GatewayError as e:
         status, error = "upstream_error", e
         yield _failure_event(exchange, e)
@@ -214,8 +226,5 @@ def _relay(exchange: Exchange, first, events):
         yield _failure_event(exchange, error)
     finally:
         if status != "completed":
-            # Cut short: the prompt as message_start counted it, the output as relayed.
-            usage = Usage(usage.prompt_tokens, max(usage.completion_tokens, text.relayed_tokens),
-                          cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
-                          basis="partial")
+            usage = _partial(exchange, usage)
         exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)
