@@ -86,7 +86,10 @@ def test_count_tokens_asks_anthropic_and_estimates_elsewhere(claude_sdk, upstrea
     assert sent["body"]["system"] == "Be brief." and sent["headers"]["anthropic-beta"] == "token-counting-2024-11-01"
     # Elsewhere: the estimate the gateway bills by, the same the built-in model counts.
     estimated = claude_sdk.messages.count_tokens(model="demo:echo", messages=HELLO, system="Be brief.")
-    answer = claude_sdk.messages.create(model="demo:echo", max_tokens=10, messages=HELLO, system="Be brief.")
-    assert estimated.input_tokens == answer.usage.input_tokens > 0
+    raw = claude_sdk.messages.with_raw_response.create(model="demo:echo", max_tokens=10, messages=HELLO,
+                                                       system="Be brief.")
+    assert estimated.input_tokens == raw.parse().usage.input_tokens > 0
     assert claude_sdk.messages.count_tokens(model="mock:ok", messages=HELLO).input_tokens > 0
-    assert UsageRecord.objects.count() == 1 and balance(org) == before - UsageRecord.objects.get().cost
+    # Only the message was charged: the counts made no record and moved no money.
+    record = booked(raw.headers["x-request-id"])
+    assert UsageRecord.objects.count() == 1 and balance(org) == before - record.cost

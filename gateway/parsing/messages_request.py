@@ -9,7 +9,10 @@ field, never dropped on the way, with three documented exceptions that change no
 `cache_control` (a caching hint: other providers cache on their own), thinking blocks of
 earlier turns (signed by Anthropic for Anthropic; no other model can read them, and
 Anthropic itself leaves earlier turns' thinking out of the context), and
-`thinking: {"type": "disabled"}` (what every other model does anyway).
+`thinking: {"type": "disabled"}` (what every other model does anyway). Anthropic's
+service options (`service_tier`, `context_management` and betas' fields) ask nothing of the
+answer another model could give and are not sent; `mcp_servers` and `container` ask for
+work only Anthropic does, and are a 400.
 """
 
 import json
@@ -249,8 +252,16 @@ def chat_messages(body: dict) -> list[dict]:
     return messages
 
 
+# Fields that make Anthropic run something on its side (MCP servers, a code container): no
+# other provider would, so the answer could not be the one asked for.
+ANTHROPIC_ONLY = ("mcp_servers", "container")
+
+
 def to_chat(request: MessagesRequest) -> ChatRequest:
     body = request.body
+    for name in ANTHROPIC_ONLY:
+        if body.get(name):
+            raise _cannot(f"'{name}'", name)
     thinking = body.get("thinking")
     if thinking and thinking.get("type") != "disabled":
         raise _cannot("Extended thinking ('thinking')", "thinking")
