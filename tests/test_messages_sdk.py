@@ -91,8 +91,12 @@ def test_passthrough_sends_the_body_unchanged_but_the_model(live_server, api_key
 
 
 def test_passthrough_lowers_max_tokens_to_the_catalog_cap(claude_sdk, upstreams):
-    claude_sdk.messages.create(model="claude:claude-ok", max_tokens=5000, messages=HELLO)
-    assert upstreams[1].requests[-1]["body"]["max_tokens"] == 1024  # what the reservation covered
+    # As Claude Code calls it: the SDK's beta namespace, POST /v1/messages?beta=true.
+    message = claude_sdk.beta.messages.create(model="claude:claude-ok", max_tokens=5000, messages=HELLO,
+                                              betas=["context-1m-2025-08-07"])
+    sent = upstreams[1].requests[-1]
+    assert sent["body"]["max_tokens"] == 1024  # what the reservation covered
+    assert sent["headers"]["anthropic-beta"] == "context-1m-2025-08-07" and message.model == "claude:claude-ok"
 
 
 def test_translation_to_the_chat_format(claude_sdk, upstreams):
