@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('gateway', '0006_management_keys_and_budget_period'),
+        ('gateway', '0007_stored_response'),
     ]
 
     operations = [
