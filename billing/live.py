@@ -34,14 +34,14 @@ from decimal import Decimal
 import orjson
 import redis
 from django.conf import settings
-from django.db import connection
 
 from . import live_scripts as scripts
 from .abandoned import abandoned_event
 from .budget_periods import period_bounds, period_id
 from .charging import InsufficientBalance, KeySpendLimitReached, Prices, usage_event
-from .models import Account, UsageDailyRollup, UsageRecord
+from .models import Account
 from .money import from_units, to_units
+from .queries import key_spend_booked
 from .redis_pool import get_redis
 
 log = logging.getLogger("mixgateway.billing")
@@ -351,24 +351,6 @@ def release_expired(now: float | None = None) -> int:
 
 
 # -- the ledger's side --------------------------------------------------------------------
-
-
-def key_spend_booked(key_id: int, period: tuple[datetime | None, datetime | None] = (None, None)) -> int:
-    """What the ledger has booked for the key (picodollars) in all, or for requests that
-    arrived within `period` (billing.budget_periods.period_bounds, UTC midnights): its
-    usage records and the daily rollups retention made of older ones. One statement, so a
-    record that moves into a rollup meanwhile is counted exactly once."""
-    start, end = period
-    records, rollups, ops = UsageRecord._meta.db_table, UsageDailyRollup._meta.db_table, connection.ops
-    in_records, in_rollups, params = "", "", [key_id, key_id]
-    if start is not None:
-        in_records, in_rollups = " AND created_at >= %s AND created_at < %s", " AND day >= %s AND day < %s"
-        params = [key_id, ops.adapt_datetimefield_value(start), ops.adapt_datetimefield_value(end),
-                  key_id, ops.adapt_datefield_value(start.date()), ops.adapt_datefield_value(end.date())]
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT (SELECT COALESCE(SUM(cost), 0) FROM {records} WHERE api_key_id = %s{in_records})"
-                       f" + (SELECT COALESCE(SUM(cost), 0) FROM {rollups} WHERE api_key_id = %s{in_rollups})", params)
-        return int(cursor.fetchone()[0])
 
 
 def _load_account(store: _Store, org_id: int) -> None:

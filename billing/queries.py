@@ -1,10 +1,17 @@
 """Named reads of billing's models for the console pages above it, so the pages ask for
-what they show instead of querying billing tables themselves."""
+what they show instead of querying billing tables themselves; and a key's booked spend,
+which the live store (billing.live) starts a key's counter from."""
+
+from datetime import datetime
+from decimal import Decimal
 
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 
-from .models import Account, LedgerEntry, TopUp, UsageRecord
+from django.db import connection
+
+from .models import Account, LedgerEntry, TopUp, UsageDailyRollup, UsageRecord
+from .money import from_units
 
 
 def account_of(org) -> Account | None:
@@ -56,3 +63,33 @@ def topups_of(org, *, settled_only: bool = False):
     """The organization's Stripe top-ups, newest first; `settled_only`: paid or refunded."""
     topups = TopUp.objects.filter(organization=org)
     return topups.exclude(status=TopUp.Status.PENDING) if settled_only else topups
+
+
+def key_spent(key_id: int, start=None, end=None) -> Decimal:
+    """What the ledger has booked for a key (Decimal USD) from `start` (inclusive) to `end`
+    (exclusive), or in all when both are None: its usage records by request time, and the
+    daily rollups retention made of older ones by their UTC day. The live store rebuilds a
+    key's spend with the same rule (key_spend_booked)."""
+    return from_units(key_spend_booked(key_id, (start, end)))
+
+
+def key_spend_booked(key_id: int, period: tuple[datetime | None, datetime | None] = (None, None)) -> int:
+    """What the ledger has booked for the key (picodollars) from the period's start
+    (inclusive) to its end (exclusive), each None for unbounded: its usage records by
+    request time and the daily rollups retention made of older ones by their UTC day (a
+    period starts at a UTC midnight). One statement, so a record that moves into a rollup
+    meanwhile is counted exactly once. The one implementation of a key's booked spend."""
+    start, end = period
+    records, rollups, ops = UsageRecord._meta.db_table, UsageDailyRollup._meta.db_table, connection.ops
+    in_records, in_rollups, record_params, rollup_params = "", "", [key_id], [key_id]
+    for bound, operator in ((start, ">="), (end, "<")):
+        if bound is not None:
+            in_records += f" AND created_at {operator} %s"
+            in_rollups += f" AND day {operator} %s"
+            record_params.append(ops.adapt_datetimefield_value(bound))
+            rollup_params.append(ops.adapt_datefield_value(bound.date()))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT (SELECT COALESCE(SUM(cost), 0) FROM {records} WHERE api_key_id = %s{in_records})"
+                       f" + (SELECT COALESCE(SUM(cost), 0) FROM {rollups} WHERE api_key_id = %s{in_rollups})",
+                       record_params + rollup_params)
+        return int(cursor.fetchone()[0])

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0006_account_low_balance_threshold'),
+        ('billing', '0008_alert_delivery'),
     ]
 
     operations = [

@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from billing.budget_periods import period_bounds
-from billing.live import key_spend_booked
-from billing.money import from_units
+from billing.queries import key_spent
 
 from ..models import ApiKey
 
@@ -18,8 +17,8 @@ def period_spend(key: ApiKey, now: datetime | None = None) -> tuple[Decimal, Dec
     booked for it since the period began (rollups included; requests settled in the last
     seconds are not booked yet), its spend limit (None: none), and when the period ends
     (None for "none", which never resets)."""
-    period = period_bounds(key.budget_period, now or datetime.now(UTC))
-    return from_units(key_spend_booked(key.pk, period)), key.spend_limit, period[1]
+    start, end = period_bounds(key.budget_period, now or datetime.now(UTC))
+    return key_spent(key.pk, start, end), key.spend_limit, end
 
 
 def remember_last_use(sender, records, **kwargs) -> None:
