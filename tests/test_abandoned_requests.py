@@ -134,3 +134,11 @@ def test_an_expired_hold_with_an_intent_is_booked_not_let_go(org, key):
     reconcile()
     assert_booked_once(org, rid, "abandoned", PROMPT_COST)
     assert not UsageRecord.objects.filter(request_id=without_intent).exists()
+
+
+def test_beat_runs_the_sweep(settings):
+    from console.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["book-abandoned-requests"]
+    assert entry["task"] == "billing.tasks.book_abandoned_requests" and entry["task"] in app.tasks
+    assert entry["schedule"] <= 60
