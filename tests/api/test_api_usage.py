@@ -56,7 +56,7 @@ def test_it_lists_booked_requests_newest_first_with_exact_fields(api, history):
     assert all(set(r) == USAGE_FIELDS for r in page["results"])
 
 
-def test_filters_narrow_the_list(api, history):
+def test_filters_narrow_the_list(api, history, org):
     first, second, theirs = history["first"], history["second"], history["theirs"]
     rows = history["rows"]
     assert ids(api.get("usage", params={"since": "2026-12-01"}).json()) == [rows[2].request_id, rows[1].request_id]
@@ -70,6 +70,9 @@ def test_filters_narrow_the_list(api, history):
     assert_envelope(api.get("usage", params={"since": "yesterday"}), 400, "invalid_value", "since")
     assert_envelope(api.get("usage", params={"key": "first"}), 400, "invalid_value", "key")
     assert_envelope(api.get("usage", params={"status": "nope"}), 400, "invalid_value", "status")
+    # Every status billing books is a filter, the one booked for a dead web process too.
+    abandoned = record(org, first, DAY2, status="abandoned", completion=0)
+    assert ids(api.get("usage", params={"status": "abandoned"}).json()) == [abandoned.request_id]
 
 
 def test_pages_follow_the_cursor_and_keep_the_filters(api, org, history):
