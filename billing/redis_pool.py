@@ -5,6 +5,7 @@ REDIS_URL names a single Redis, or, with REDIS_CLUSTER (true, or a `redis+cluste
 one or more nodes of a Redis Cluster: the client learns the rest of the cluster from them
 and follows its slots as they move (failover, resharding)."""
 
+import functools
 import threading
 from urllib.parse import unquote, urlsplit
 
@@ -23,22 +24,24 @@ def get_redis():
     return _client
 
 
-def connect(url: str, *, decode_responses: bool):
-    """A client for `url`: a Redis, or a RedisCluster when the settings say it is one."""
+def connect(url: str, *, decode_responses: bool, cluster: bool | None = None):
+    """A client for `url`: a Redis, or a RedisCluster when `cluster` (default: the
+    settings' REDIS_CLUSTER) says it is one."""
     import redis
 
     # A blocking pool: under gevent a burst of greenlets (a thousand streams opening at
     # once) waits a moment for a connection instead of failing with "Too many
     # connections", and Redis never sees more than the pool's size (per node on a cluster).
-    pool_options = {"max_connections": settings.REDIS_MAX_CONNECTIONS, "timeout": settings.REDIS_POOL_TIMEOUT_SECONDS,
-                    "decode_responses": decode_responses, "health_check_interval": 30}
-    if not settings.REDIS_CLUSTER:
-        return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **pool_options))
+    timeout, size = settings.REDIS_POOL_TIMEOUT_SECONDS, settings.REDIS_MAX_CONNECTIONS
+    if not (settings.REDIS_CLUSTER if cluster is None else cluster):
+        return redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+            url, max_connections=size, timeout=timeout, decode_responses=decode_responses, health_check_interval=30))
     from redis.cluster import ClusterNode, RedisCluster
 
     nodes, options = cluster_nodes(url)
     return RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-                        connection_pool_class=redis.BlockingConnectionPool, **options, **pool_options)
+                        connection_pool_class=functools.partial(redis.BlockingConnectionPool, timeout=timeout),
+                        max_connections=size, decode_responses=decode_responses, **options)
 
 
 def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], dict]:

@@ -11,26 +11,23 @@ from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 from billing.redis_pool import connect
 
-_client = None
+_clients: dict[str, object] = {}
 _lock = threading.Lock()
 
 
-def _shared_client():
+def _shared_client(url: str):
     # One per process: Django makes a cache per thread, and under gevent every greenlet is
     # one; a RedisCluster per greenlet would map the cluster anew each time.
-    global _client
-    if _client is None:
+    if url not in _clients:
         with _lock:
-            if _client is None:
-                from django.conf import settings
-
-                _client = connect(settings.CACHES["default"]["LOCATION"], decode_responses=False)
-    return _client
+            if url not in _clients:
+                _clients[url] = connect(url, decode_responses=False, cluster=True)
+    return _clients[url]
 
 
 class RedisClusterCacheClient(RedisCacheClient):
     def get_client(self, key=None, *, write=False):
-        return _shared_client()
+        return _shared_client(self._servers[0])
 
     def get_many(self, keys):
         keys = list(keys)
@@ -56,6 +53,7 @@ class RedisClusterCacheClient(RedisCacheClient):
 class RedisClusterCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
+        self._servers = [server]  # one URL, its nodes separated by commas: not a list of servers
         self._class = RedisClusterCacheClient
 
     def clear(self):
