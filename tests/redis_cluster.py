@@ -27,7 +27,8 @@ class RedisCluster:
         self.directory = directory
         self.ports = [first_port() + i for i in range(NODES)]
         self.processes: dict[int, subprocess.Popen] = {}
-        self.url = f"redis+cluster://127.0.0.1:{self.ports[0]},127.0.0.1:{self.ports[1]}"
+        # The masters `--cluster create` makes (the first three), any of which may be killed.
+        self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports[:3])
 
     def start(self) -> None:
         for port in self.ports:
@@ -73,8 +74,9 @@ class RedisCluster:
         self.wait(all_ok, "the cluster did not become ok")
 
     def master_of(self, key: str) -> int:
-        slot = self.node(self.ports[0]).cluster("KEYSLOT", key)
-        for start, end, master, *_ in self.node(self.ports[0]).execute_command("CLUSTER SLOTS"):
+        alive = self.node(next(iter(self.processes)))
+        slot = alive.cluster("KEYSLOT", key)
+        for start, end, master, *_ in alive.execute_command("CLUSTER SLOTS"):
             if start <= slot <= end:
                 return int(master[1])
         raise LookupError(slot)

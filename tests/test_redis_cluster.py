@@ -35,8 +35,15 @@ from tests.test_reconcile_worker import (  # noqa: F401
     test_a_batch_taken_but_never_booked_is_booked_by_the_next_worker,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
 SHARDS = 16
+# Their modules mark them for the live server's transactional database; here that mark is
+# theirs alone, so the tests below that need no database do not pay a flush each.
+for _test in (test_fifty_parallel_requests_never_overdraw_a_balance_covering_ten,
+              test_a_keys_spend_limit_stops_it_before_the_limit_is_passed,
+              test_requests_beyond_the_rpm_limit_get_429_with_retry_after, test_tokens_beyond_the_tpm_limit_get_429,
+              test_a_batch_booked_but_never_acknowledged_is_not_booked_again,
+              test_a_batch_taken_but_never_booked_is_booked_by_the_next_worker):
+    pytest.mark.django_db(transaction=True)(_test)
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +106,10 @@ def replicated(cluster, master: int, replica: int) -> bool:
     return cluster.node(replica).info("replication")["slave_repl_offset"] >= offset
 
 
+@pytest.mark.django_db
 def test_a_master_killed_mid_traffic_loses_no_settlement(redis_cluster, org):
+    """The cluster keeps serving afterwards with one master short of a replica: the killed
+    node stays down (bringing it back as a replica costs seconds and proves nothing here)."""
     key = key_of(org, tpm_limit=1_000_000, spend_limit=Decimal("50"))
     layout = live.layout()
     master = redis_cluster.master_of(layout.account(org.pk))
@@ -135,6 +145,4 @@ def test_a_master_killed_mid_traffic_loses_no_settlement(redis_cluster, org):
     assert (int(spent), int(held)) == (6 * 1_370_000_000, 0)  # the key's spend counts each once
     print(f"master {master} killed; replica {replica} promoted after {promoted:.1f} s")
 
-    redis_cluster.start_node(master)  # back as a replica, for whatever runs next
-    redis_cluster.wait_until_ok()
 
