@@ -2,8 +2,8 @@
 
 This module owns all of it: the Redis key layout (billing.live_layout), the scripts
 (billing.live_scripts), the rate window and the available-balance rule. Per organization
-the store keeps the ledger's balance and head, the credit limit, open holds and pending costs (settled, not yet
-booked). What a new request may hold is
+the store keeps the ledger's balance and head, the credit limit, open holds and pending
+costs (settled, not yet booked). What a new request may hold is
 
     balance + limit - pending - held
 

@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -17,9 +18,21 @@ NODES = 6  # three masters, three replicas
 NODE_TIMEOUT_MS = 1000  # how long a silent master has before its replica takes over
 
 
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
 def first_port() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or "0"
-    return 7100 + NODES * int(worker)
+    """The first of six free ports (and their cluster bus ports, +10000), starting at this
+    test worker's own block, so parallel workers or another run on the machine never meet."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or "0")
+    blocks = 100 // NODES
+    for block in ((worker + i) % blocks for i in range(blocks)):
+        start = 7100 + NODES * block
+        if all(_free(p) and _free(p + 10000) for p in range(start, start + NODES)):
+            return start
+    raise RuntimeError("no six free ports in 7100-7199")
 
 
 class RedisCluster:
@@ -109,7 +122,8 @@ class RedisCluster:
 @contextlib.contextmanager
 def own_redis_cluster():
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        pytest.skip("needs the redis-server and redis-cli binaries")
+        # CI has them (.ci/run): there a missing binary is a failure, not a quiet skip.
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)("needs the redis-server and redis-cli binaries")
     directory = tempfile.mkdtemp(prefix="mg-redis-cluster-")
     cluster = RedisCluster(directory)
     try:

@@ -21,14 +21,17 @@ from tests.redis_cluster import own_redis_cluster
 # The live store's own tests, collected here once more and run on the cluster.
 from tests.test_admission import (  # noqa: F401
     PRICES, event_fields, key_of, test_a_key_without_limits_gets_no_window,
-    test_a_request_refused_for_its_balance_leaves_no_trace, test_a_request_refused_for_the_keys_spend_limit_leaves_no_trace,
-    test_rate_limits_are_checked_first, test_settling_books_the_cost_everywhere_at_once,
-    test_the_exact_balance_check_has_the_last_word, test_the_sweep_gives_back_the_holds_of_requests_that_never_settled,
+    test_a_request_refused_for_its_balance_leaves_no_trace,
+    test_a_request_refused_for_the_keys_spend_limit_leaves_no_trace, test_rate_limits_are_checked_first,
+    test_settling_books_the_cost_everywhere_at_once, test_the_exact_balance_check_has_the_last_word,
+    test_the_sweep_gives_back_the_holds_of_requests_that_never_settled,
 )
-from tests.test_billing_concurrency import test_fifty_parallel_requests_never_overdraw_a_balance_covering_ten  # noqa: F401
+from tests.test_billing_concurrency import (  # noqa: F401
+    test_fifty_parallel_requests_never_overdraw_a_balance_covering_ten,
+)
 from tests.test_rate_limits import (  # noqa: F401
-    test_a_keys_spend_limit_stops_it_before_the_limit_is_passed, test_requests_beyond_the_rpm_limit_get_429_with_retry_after,
-    test_tokens_beyond_the_tpm_limit_get_429,
+    test_a_keys_spend_limit_stops_it_before_the_limit_is_passed,
+    test_requests_beyond_the_rpm_limit_get_429_with_retry_after, test_tokens_beyond_the_tpm_limit_get_429,
 )
 from tests.test_reconcile_worker import (  # noqa: F401
     test_a_batch_booked_but_never_acknowledged_is_not_booked_again,
