@@ -36,13 +36,13 @@ from .charging import InsufficientBalance, KeySpendLimitReached, Prices, usage_e
 from .live_layout import Layout
 from .models import Account, UsageDailyRollup, UsageRecord
 from .money import from_units, to_units
-from .redis_pool import get_redis
+from .redis_pool import UNAVAILABLE, get_redis
 
 log = logging.getLogger("mixgateway.billing")
 
 WINDOW_SECONDS = 60  # a key's minute starts with its first request and lasts this long
 GROUP = "reconcilers"  # the usage events' consumer group
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+UNREACHABLE = UNAVAILABLE
 
 __all__ = ["Admitted", "InsufficientBalance", "KeySpendLimitReached", "LimitState", "LiveStoreUnavailable",
            "RateLimited", "Snapshot", "admit", "settle", "release"]

@@ -15,6 +15,21 @@ _client = None
 _lock = threading.Lock()
 
 
+def _unavailable() -> tuple[type[Exception], ...]:
+    from redis import exceptions as e
+
+    # A cluster's own ways of being out of reach: slots unserved while a replica takes over
+    # a dead master (CLUSTERDOWN, MASTERDOWN, TRYAGAIN), or no node answering at all
+    # (RedisClusterException, which redis-py also raises for a cross-slot command: a bug
+    # that then shows as an outage in the logs rather than as money lost).
+    return (e.ConnectionError, e.TimeoutError, e.ClusterDownError, e.MasterDownError, e.TryAgainError,
+            e.SlotNotCoveredError, e.RedisClusterException)
+
+
+# Redis out of reach, on a single Redis or a cluster.
+UNAVAILABLE = _unavailable()
+
+
 def get_redis():
     global _client
     if _client is None:

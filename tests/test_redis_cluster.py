@@ -10,10 +10,12 @@ import pytest
 from redis.crc import key_slot
 
 from billing import live, redis_pool
+from billing.ledger import credit
 from billing.live_layout import Layout
 from billing.models import Account, SettlementOutbox, UsageRecord
 from billing.reconcile import ledger_is_consistent, reconcile
 from console.redis_cluster_cache import RedisClusterCache
+from console.tenancy.actions import create_organization
 from gateway.observability import check_redis
 from tests.conftest import clear_billing_store
 from tests.redis_cluster import own_redis_cluster
@@ -104,6 +106,12 @@ def test_djangos_cache_follows_the_slots(redis_cluster):
     assert cache.get_many(list(many)) == {} and cache.get("lock") is None
 
 
+def other_org(i: int):
+    org = create_organization(f"Elsewhere {i}", f"owner{i}@elsewhere.example")
+    credit(org.pk, Decimal("10"))
+    return org
+
+
 def replicated(cluster, master: int, replica: int) -> bool:
     offset = cluster.node(master).info("replication")["master_repl_offset"]
     return cluster.node(replica).info("replication")["slave_repl_offset"] >= offset
@@ -124,6 +132,10 @@ def test_a_master_killed_mid_traffic_loses_no_settlement(redis_cluster, org):
         live.settle(key, event_fields(key, rid, 1000, 1000), PRICES, 2000)
     redis_cluster.wait(lambda: replicated(redis_cluster, master, replica), "the replica did not catch up")
 
+    elsewhere = next(o for o in (other_org(i) for i in range(20))
+                     if redis_cluster.master_of(layout.account(o.pk)) != master)
+    elsewhere_key = key_of(elsewhere)
+
     redis_cluster.kill(master)
     killed = time.monotonic()
     with pytest.raises(live.LiveStoreUnavailable):  # nothing is held, nothing forwarded: a 503
@@ -131,8 +143,22 @@ def test_a_master_killed_mid_traffic_loses_no_settlement(redis_cluster, org):
     for rid in rids[2:4]:  # the live store cannot take these: they go to the outbox
         live.settle(key, event_fields(key, rid, 1000, 1000), PRICES, 2000)
     assert SettlementOutbox.objects.count() == 2
+    # Until the replica takes over, the cluster may refuse every slot (CLUSTERDOWN): other
+    # masters' organizations get a clean "unavailable" (a 503) or are served, nothing else.
+    admitted, refused = [], 0
+    while redis_cluster.node(replica).info("replication")["role"] != "master":
+        rid = f"req-{uuid.uuid4()}"
+        try:
+            live.admit(elsewhere_key, rid, Decimal("0.01"))
+            admitted.append(rid)
+        except live.LiveStoreUnavailable:
+            refused += 1
+        time.sleep(0.05)
     redis_cluster.wait_until_master(replica)
     promoted = time.monotonic() - killed
+    for rid in admitted:
+        live.release(elsewhere.pk, elsewhere_key.key_id, rid)
+    assert live.snapshot(elsewhere.pk).held == 0
     for rid in rids[4:]:  # after the promotion, on the replica that took over
         live.settle(key, event_fields(key, rid, 1000, 1000), PRICES, 2000)
 
@@ -146,6 +172,7 @@ def test_a_master_killed_mid_traffic_loses_no_settlement(redis_cluster, org):
     assert (snapshot.held, snapshot.pending) == (0, 0) and live.outstanding_holds() == 0
     spent, held = live.client().hmget(layout.key_spend(org.pk, key.key_id), "spent", "held")
     assert (int(spent), int(held)) == (6 * 1_370_000_000, 0)  # the key's spend counts each once
-    print(f"master {master} killed; replica {replica} promoted after {promoted:.1f} s")
+    print(f"master {master} killed; replica {replica} promoted after {promoted:.1f} s; meanwhile another master's"
+          f" organization was served {len(admitted)} times and refused {refused}")
 
 
