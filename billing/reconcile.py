@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from console.tenancy.models import Organization
 
-from . import live, outbox
+from . import alerts, live, outbox
 from .charging import event_time
 from .clamping import fit_record, forget_missing_references, is_storable_request_id
 from .ledger import account_for, publish
@@ -53,13 +53,19 @@ def _record(event: dict) -> UsageRecord:
         basis=event["basis"],
         input_per_mtok=Decimal(event["input_per_mtok"]),
         output_per_mtok=Decimal(event["output_per_mtok"]),
-        cached_input_per_mtok=(None if event["cached_input_per_mtok"] is None
-                               else Decimal(event["cached_input_per_mtok"])),
+        cached_input_per_mtok=_price(event["cached_input_per_mtok"]),
+        # Events queued before the cache-write bucket existed carry neither field.
+        cache_write_tokens=event.get("cache_write_tokens") or 0,
+        cache_write_per_mtok=_price(event.get("cache_write_per_mtok")),
         cost=Decimal(event["cost"]),
         latency_ms=event["latency_ms"],
         ttft_ms=event["ttft_ms"],
         created_at=event_time(event),
     )
+
+
+def _price(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 # Failures that say nothing about the events (the database is unreachable, the schema is
@@ -161,6 +167,7 @@ def _write(events: list[dict], accounts: dict[int, Account]) -> None:
         entry.account.ledger_head = max(entry.account.ledger_head, entry.pk)
     for account in {record.organization_id: accounts[record.organization_id] for record in records}.values():
         account.save(update_fields=["balance", "ledger_head", "updated_at"])
+        alerts.balance_changed(account)  # in the savepoint: a refused batch alerts nobody
     usage_booked.send(sender=UsageRecord, records=records)
 
 
