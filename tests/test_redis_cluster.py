@@ -2,11 +2,15 @@
 store's tests run again on it, every script stays in one slot, and a master killed
 mid-traffic loses nothing DESIGN.md promises ("Guarantees under faults")."""
 
+import os
 import time
 import uuid
 from decimal import Decimal
 
 import pytest
+import requests
+from django.conf import settings
+from django.db import connection
 from redis.crc import key_slot
 
 from billing import live, redis_pool
@@ -16,8 +20,11 @@ from billing.models import Account, SettlementOutbox, UsageRecord
 from billing.reconcile import ledger_is_consistent, reconcile
 from console.redis_cluster_cache import RedisClusterCache
 from console.tenancy.actions import create_organization
+from gateway.keys.api_keys import mint_api_key
+from gateway.models import ApiKey
 from gateway.observability import check_redis
 from tests.conftest import clear_billing_store
+from tests.procfile_server import procfile_web
 from tests.redis_cluster import own_redis_cluster
 
 # The live store's own tests, collected here once more and run on the cluster.
@@ -176,3 +183,26 @@ def test_a_master_killed_mid_traffic_loses_no_settlement(redis_cluster, org):
           f" organization was served {len(admitted)} times and refused {refused}")
 
 
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not settings.REDIS_URL or connection.vendor != "postgresql",
+                    reason="the Procfile's web needs PostgreSQL, and a single Redis for Celery's broker")
+def test_the_procfile_web_serves_from_the_cluster(redis_cluster, catalog, org):
+    """The product as deployed: REDIS_URL a cluster URL, Celery's broker a single Redis."""
+    row, secret = mint_api_key(org)
+    ApiKey.objects.filter(pk=row.pk).update(rpm_limit=3)
+    broker = os.environ["REDIS_URL"]  # the suite's single Redis; settings.REDIS_URL is the cluster here
+    with procfile_web(workers=1, REDIS_URL=redis_cluster.url, CELERY_BROKER_URL=broker) as base:
+        ready = requests.get(f"{base}/readyz", timeout=10)
+        assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "ok", ready.text
+        statuses = [requests.post(f"{base}/v1/chat/completions", headers={"Authorization": f"Bearer {secret}"},
+                                  json={"model": "mock:ok", "messages": [{"role": "user", "content": "Hi"}]},
+                                  timeout=30).status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        deadline = time.monotonic() + 10
+        while UsageRecord.objects.filter(organization=org).count() < 3 and time.monotonic() < deadline:
+            reconcile()  # this process books from the same cluster
+            time.sleep(0.05)
+    assert UsageRecord.objects.filter(organization=org).count() == 3
+    assert ledger_is_consistent(org.pk)
