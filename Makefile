@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test bench check clean
+.PHONY: install run test bench bench-tenants check clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,11 @@ test: install
 # Needs PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL, default: local servers).
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# 10,000 organizations and 200,000 keys against one of each (docs/performance.md, "Tenants,
+# keys and Redis"); --write puts the table into the page.
+bench-tenants: install
+	$(PY) bench/tenants.py $(BENCH_ARGS)
 
 check: install
 	$(PY) manage.py check

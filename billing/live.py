@@ -1,24 +1,24 @@
 """Live money: what the request path may spend, held and settled without PostgreSQL.
 
-This module owns all of it: the Redis key layout, the scripts (billing.live_scripts), the
-rate window and the available-balance rule. Per organization the store keeps the ledger's
-balance and head, the credit limit, open holds and pending costs (settled, not yet
-booked). What a new request may hold is
+This module owns all of it: the Redis key layout (billing.live_layout), the scripts
+(billing.live_scripts), the rate window and the available-balance rule. Per organization
+the store keeps the ledger's balance and head, the credit limit, open holds and pending
+costs (settled, not yet booked). What a new request may hold is
 
     balance + limit - pending - held
 
 Per key it keeps the spend in its budget period (booked from the ledger and its rollups,
-plus what settled since; started anew when a period begins) with its holds, and the minute's requests and tokens. Admitting is one script and
-settling another, so a request costs two round trips however many limits its key has.
-Settling queues the request's usage event in a stream (billing.live_stream);
-billing.reconcile books the events into the ledger and pushes the new balances back
-(apply_ledger), which takes them out of pending only for events still pending, so a
-retried booking never counts a cost twice.
+plus what settled since; started anew when a period begins) with its holds, and the
+minute's requests and tokens. Admitting is one script and settling another, so a request
+costs two round trips however many limits its key has. Settling queues the request's usage
+event in a stream (billing.live_stream); billing.reconcile books the events into the ledger
+and pushes the new balances back (apply_ledger), which takes them out of pending only for
+events still pending, so a retried booking never counts a cost twice.
 
-With REDIS_URL the store is that Redis, shared by every process. The embedded default runs
-the same scripts on an in-process Redis (fakeredis), books each settlement at once, and,
-since other processes (the credit command) write the ledger, refreshes an account from it
-every GATEWAY_CACHE_SECONDS.
+With REDIS_URL the store is that Redis (or Redis Cluster), shared by every process. The
+embedded default runs the same scripts on an in-process Redis (fakeredis), books each
+settlement at once, and, since other processes (the credit command) write the ledger,
+refreshes an account from it every GATEWAY_CACHE_SECONDS.
 
 Admission also writes the request's intent (billing.abandoned), so that a request whose
 web process dies before settling is still booked, once, by book_abandoned.
@@ -39,15 +39,16 @@ from . import live_scripts as scripts
 from .abandoned import abandoned_event
 from .budget_periods import period_bounds, period_id
 from .charging import InsufficientBalance, KeySpendLimitReached, Prices, usage_event
+from .live_layout import Layout
 from .models import Account
 from .money import from_units, to_units
 from .queries import key_spend_booked
-from .redis_pool import get_redis
+from .redis_pool import UNAVAILABLE, get_redis
 
 log = logging.getLogger("mixgateway.billing")
 
 WINDOW_SECONDS = 60  # a key's minute starts with its first request and lasts this long
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+UNREACHABLE = UNAVAILABLE
 
 __all__ = ["Admitted", "InsufficientBalance", "KeySpendLimitReached", "LimitState", "LiveStoreUnavailable",
            "RateLimited", "Snapshot", "admit", "settle", "release"]
@@ -93,55 +94,14 @@ class LiveStoreUnavailable(redis.ConnectionError):
     (A redis.ConnectionError, so handlers of either see it.)"""
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where everything lives in Redis, under BILLING_REDIS_PREFIX."""
-
-    prefix: str
-
-    def account(self, org_id: int) -> str:
-        return f"{self.prefix}:acct:{org_id}"
-
-    @property
-    def holds(self) -> str:
-        return f"{self.prefix}:holds"
-
-    @property
-    def stream(self) -> str:
-        return f"{self.prefix}:usage-events"
-
-    @property
-    def intents_by_time(self) -> str:
-        return f"{self.prefix}:intents-by-time"
-
-    @property
-    def intents(self) -> str:
-        return f"{self.prefix}:intents"
-
-    def tombstone(self, request_id: str) -> str:
-        """Marks a request booked as abandoned, so its late settlement changes nothing."""
-        return f"{self.prefix}:abandoned:{request_id}"
-
-    def key_spend(self, key_id) -> str:
-        return f"{self.prefix}:keyspend:{key_id}"
-
-    def window(self, key_id: int) -> tuple[str, str]:
-        """The key's minute: requests, tokens."""
-        return f"{self.prefix}:rl:{key_id}:r", f"{self.prefix}:rl:{key_id}:t"
-
-    @staticmethod
-    def hold_member(org_id: int, key_id: int, request_id: str) -> str:
-        """A request's holds in the holds set, scored by when they expire."""
-        return f"{org_id}:{key_id}:{request_id}"
-
-
 class _Store:
     def __init__(self, client, prefix: str, embedded: bool):
         self.redis = client
-        self.layout = Layout(prefix)
+        self.layout = Layout(prefix, 1 if embedded else settings.BILLING_REDIS_SHARDS)
         self.embedded = embedded
         self.refreshed: dict[int, float] = {}  # embedded: when each account last met the ledger
-        self.group_ready = False  # billing.live_stream made the consumer group
+        self.groups_ready: set[int] = set()  # billing.live_stream: the shards whose consumer group exists
+        self.next_shard = 0  # where the next read of usage events starts: no shard waits behind another
         self.admit = client.register_script(scripts.ADMIT)
         self.unadmit = client.register_script(scripts.UNADMIT)
         self.settle = client.register_script(scripts.SETTLE)
@@ -211,8 +171,9 @@ def _admit(store: _Store, key, request_id: str, amount: Decimal, intent: str, wh
         refreshed = store.refreshed.get(org_id)
         if refreshed is None or time.monotonic() - refreshed > settings.GATEWAY_CACHE_SECONDS:
             _load_account(store, org_id)
-    keys = [*lay.window(key.key_id), lay.key_spend(key.key_id), lay.account(org_id), lay.holds,
-            lay.intents_by_time, lay.intents]
+    shard = lay.shard_of(org_id)
+    keys = [*lay.window(org_id, key.key_id), lay.key_spend(org_id, key.key_id), lay.account(org_id),
+            lay.holds(shard), lay.intents_by_time(shard), lay.intents(shard)]
     member = lay.hold_member(org_id, key.key_id, request_id)
     rate_limited = bool(key.rpm_limit or key.tpm_limit)
     now = when.timestamp()
@@ -229,7 +190,7 @@ def _admit(store: _Store, key, request_id: str, amount: Decimal, intent: str, wh
             booked = key_spend_booked(key.key_id, period_bounds(key.budget_period, when))
             # Another process whose clock is a little ahead may have started the next period
             # already: then this request counts in that one.
-            args[-1] = store.start_spend(keys=[lay.key_spend(key.key_id)],
+            args[-1] = store.start_spend(keys=[lay.key_spend(org_id, key.key_id)],
                                          args=[period, booked, key_spend_ttl_seconds()])
         if account_missing:
             _load_account(store, org_id)
@@ -282,9 +243,11 @@ def settle(key, event_fields: dict, prices: Prices, tokens: int) -> tuple[Decima
 def _settle(store: _Store, event: dict, cost: Decimal, spend_limited: bool, tokens: int, mode: str) -> list:
     lay = store.layout
     org_id, key_id, request_id = event["organization_id"], event["key_id"], event["request_id"]
+    shard = lay.shard_of(org_id)
     return store.settle(
-        keys=[lay.account(org_id), lay.holds, lay.stream, lay.key_spend(key_id), lay.window(key_id)[1],
-              lay.intents_by_time, lay.intents, lay.tombstone(request_id)],
+        keys=[lay.account(org_id), lay.holds(shard), lay.stream(shard), lay.key_spend(org_id, key_id),
+              lay.window(org_id, key_id)[1], lay.intents_by_time(shard), lay.intents(shard),
+              lay.tombstone(org_id, request_id)],
         args=[request_id, to_units(cost), orjson.dumps(event).decode(), lay.hold_member(org_id, key_id, request_id),
               1 if spend_limited else 0, tokens, WINDOW_SECONDS * 1000, mode, key_spend_ttl_seconds()],
     )
@@ -304,8 +267,10 @@ def release(organization_id: int, key_id, request_id: str, booked_cost: Decimal 
     organization's hold was still open."""
     store = _live()
     lay = store.layout
-    return bool(store.release(keys=[lay.account(organization_id), lay.holds, lay.key_spend(key_id),
-                                    lay.intents_by_time, lay.intents],
+    shard = lay.shard_of(organization_id)
+    return bool(store.release(keys=[lay.account(organization_id), lay.holds(shard),
+                                    lay.key_spend(organization_id, key_id), lay.intents_by_time(shard),
+                                    lay.intents(shard)],
                               args=[request_id, lay.hold_member(organization_id, key_id, request_id),
                                     to_units(booked_cost)]))
 
@@ -317,21 +282,23 @@ def book_abandoned(now: float | None = None) -> int:
     before = (now or time.time()) - settings.GATEWAY_ABANDONED_AFTER_SECONDS
     store = _live()
     booked = 0
-    while request_ids := store.redis.zrangebyscore(store.layout.intents_by_time, "-inf", before, start=0, num=500):
-        booked += sum(_abandon(store, request_id) for request_id in request_ids)
-        if len(request_ids) < 500:
-            break
+    for shard in range(store.layout.shards):
+        while request_ids := store.redis.zrangebyscore(store.layout.intents_by_time(shard), "-inf", before,
+                                                       start=0, num=500):
+            booked += sum(_abandon(store, shard, request_id) for request_id in request_ids)
+            if len(request_ids) < 500:
+                break
     if booked:
         log.warning("booked %s abandoned requests (their web process died before settling)", booked)
         _book_soon(store)
     return booked
 
 
-def _abandon(store: _Store, request_id: str) -> bool:
+def _abandon(store: _Store, shard: int, request_id: str) -> bool:
     """Book one request from its intent, unless it settled meanwhile (the script checks)."""
-    intent = store.redis.hget(store.layout.intents, request_id)
+    intent = store.redis.hget(store.layout.intents(shard), request_id)
     if intent is None:  # settled between the two reads
-        store.redis.zrem(store.layout.intents_by_time, request_id)
+        store.redis.zrem(store.layout.intents_by_time(shard), request_id)
         return False
     cost, event = abandoned_event(intent)
     return _settle(store, event, cost, True, 0, "abandon")[2] == "settled"
@@ -342,11 +309,13 @@ def release_expired(now: float | None = None) -> int:
     whose intent is still there is booked as abandoned rather than let go free."""
     store = _live()
     released = 0
-    for member in store.redis.zrangebyscore(store.layout.holds, "-inf", now or time.time(), start=0, num=1000):
-        org_id, _, rest = member.partition(":")
-        key_id, _, request_id = rest.rpartition(":")
-        if not _abandon(store, request_id):
-            released += release(int(org_id), key_id, request_id)
+    for shard in range(store.layout.shards):
+        for member in store.redis.zrangebyscore(store.layout.holds(shard), "-inf", now or time.time(), start=0,
+                                                num=1000):
+            org_id, _, rest = member.partition(":")
+            key_id, _, request_id = rest.rpartition(":")
+            if not _abandon(store, shard, request_id):
+                released += release(int(org_id), key_id, request_id)
     return released
 
 
@@ -378,5 +347,9 @@ def snapshot(org_id: int) -> Snapshot | None:
     return None if values[0] is None else Snapshot(*(int(v) for v in values))
 
 
+def _shards() -> range:
+    return range(layout().shards)
+
+
 def outstanding_holds() -> int:
-    return _live().redis.zcard(layout().holds)
+    return sum(_live().redis.zcard(layout().holds(shard)) for shard in _shards())

@@ -53,12 +53,13 @@ def settle(key, rid: str):
 
 
 def intents() -> int:
-    store = live.client()
-    return store.hlen(live.layout().intents) + store.zcard(live.layout().intents_by_time)
+    store, layout = live.client(), live.layout()
+    return sum(store.hlen(layout.intents(shard)) + store.zcard(layout.intents_by_time(shard))
+               for shard in range(layout.shards))
 
 
 def key_spent(key) -> int:
-    return int(live.client().hget(live.layout().key_spend(key.key_id), "spent"))
+    return int(live.client().hget(live.layout().key_spend(key.organization_id, key.key_id), "spent"))
 
 
 def assert_booked_once(org, rid: str, status: str, cost: Decimal) -> None:

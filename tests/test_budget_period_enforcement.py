@@ -57,7 +57,7 @@ def spend(key, when: datetime) -> str:
 
 def forget_live_spend(key) -> None:
     """As after an idle day or a Redis restart: the counter must come from the ledger."""
-    live.client().delete(live.layout().key_spend(key.key_id))
+    live.client().delete(live.layout().key_spend(key.organization_id, key.key_id))
 
 
 @pytest.mark.django_db
@@ -124,7 +124,7 @@ def test_a_request_of_the_ended_period_settling_late_counts_in_that_period(org):
         "prompt_tokens": 1_000_000, "completion_tokens": 0, "cached_tokens": 0, "reasoning_tokens": 0,
         "basis": "provider", "started_at": last_hour.isoformat(), "latency_ms": 5, "ttft_ms": None,
     }, PRICES, 0)
-    spent, held = live.client().hmget(live.layout().key_spend(key.key_id), "spent", "held")
+    spent, held = live.client().hmget(live.layout().key_spend(key.organization_id, key.key_id), "spent", "held")
     assert (int(spent), int(held)) == (0, 400_000_000_000)  # only the new day's own hold
 
 
@@ -136,7 +136,7 @@ def test_a_process_whose_clock_lags_cannot_take_the_counter_back_a_period(org):
     spend(key, next_period)  # a process past midnight started the new day
     lagging = last_hour + timedelta(minutes=59, seconds=59)
     live.admit(key, f"req-{uuid.uuid4()}", COST, now=lagging)  # counted in the new day: 0.40 + 0.40
-    period, spent, held = live.client().hmget(live.layout().key_spend(key.key_id), "period", "spent", "held")
+    period, spent, held = live.client().hmget(live.layout().key_spend(key.organization_id, key.key_id), "period", "spent", "held")
     assert period == f"daily:{int(next_period.replace(second=0).timestamp())}"
     assert (int(spent), int(held)) == (400_000_000_000, 400_000_000_000)
     with pytest.raises(charging.KeySpendLimitReached):
@@ -146,5 +146,5 @@ def test_a_process_whose_clock_lags_cannot_take_the_counter_back_a_period(org):
     reconcile()
     with pytest.raises(charging.KeySpendLimitReached):
         live.admit(dataclasses.replace(key, budget_period="monthly"), f"req-{uuid.uuid4()}", COST, now=next_period)
-    period, spent = live.client().hmget(live.layout().key_spend(key.key_id), "period", "spent")
+    period, spent = live.client().hmget(live.layout().key_spend(key.organization_id, key.key_id), "period", "spent")
     assert (period, int(spent)) == (f"monthly:{int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())}", 800_000_000_000)
