@@ -19,16 +19,17 @@ from functools import partial
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, ProgrammingError, connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from console.tenancy.models import Organization
 
-from . import live, outbox
+from . import daily, live, outbox
 from .charging import event_time
 from .clamping import fit_record, forget_missing_references, is_storable_request_id
 from .ledger import account_for, publish
 from .models import Account, LedgerEntry, QuarantinedUsageEvent, UsageRecord
+from .money import ZERO
 from .quarantine import event_of, quarantine
 from .signals import usage_booked
 
@@ -157,6 +158,8 @@ def _write(events: list[dict], accounts: dict[int, Account]) -> None:
     for record in records:
         record.ledger_entry_id = record.ledger_entry.pk if record.ledger_entry else None
     UsageRecord.objects.bulk_create(records)
+    daily.add_usage(records)
+    daily.add_ledger_usage(entries)
     for entry in entries:
         entry.account.ledger_head = max(entry.account.ledger_head, entry.pk)
     for account in {record.organization_id: accounts[record.organization_id] for record in records}.values():
@@ -211,9 +214,11 @@ def replay(quarantined) -> tuple[list[QuarantinedUsageEvent], list[QuarantinedUs
 
 
 def ledger_is_consistent(organization_id: int) -> bool:
-    """The cached balance equals the sum of the entries up to its head."""
+    """The cached balance equals the sum of the entries up to its head, and no entry lies
+    beyond the head. Summed by the database: amounts are integer picodollars, so the sum is
+    exact on every backend, and a million entries never travel to Python."""
     account = Account.objects.get(organization_id=organization_id)
-    entries = LedgerEntry.objects.filter(account=account)
-    total = sum((e.amount for e in entries.filter(pk__lte=account.ledger_head)), Decimal(0))
-    head = entries.aggregate(head=Max("pk"))["head"] or 0
-    return total == account.balance and head == account.ledger_head
+    entries = LedgerEntry.objects.filter(account_id=account.pk)
+    sums = entries.aggregate(head=Max("pk"), total=Sum("amount", filter=Q(pk__lte=account.ledger_head)))
+    total = sums["total"] if sums["total"] is not None else ZERO
+    return total == account.balance and (sums["head"] or 0) == account.ledger_head

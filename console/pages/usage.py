@@ -2,7 +2,6 @@
 
 import csv
 
-from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path
@@ -10,9 +9,10 @@ from django.utils import timezone
 
 from billing.models import UsageRecord
 from billing.money import usd
-from billing.queries import usage_of, usage_totals
+from billing.queries import day_totals, usage_of, usage_totals
 from console.pages.common import org_view
-from console.pages.filters_usage import STATUSES, UsageFilterForm, filtered_usage
+from console.pages.filters_usage import STATUSES, UsageFilterForm, filtered_days, filtered_usage
+from console.pages.keyset import keyset_page
 from console.tenancy.access import get_for_org
 
 PAGE_SIZE = 50
@@ -54,10 +54,15 @@ def shown_usage(request, form: UsageFilterForm):
 def index(request):
     form = UsageFilterForm(request.GET, org=request.org)
     records = shown_usage(request, form)
-    page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = keyset_page(records, request.GET, PAGE_SIZE)
     for record in page:
         _for_display(record)
-    totals = usage_totals(records) if page.object_list else None
+    totals = None
+    if page.object_list:
+        # Summed from the per-day table, however many records match; a searched request
+        # id (one row) or a console outside UTC sums the records themselves.
+        days = None if searched_id(request) else filtered_days(request.org, form)
+        totals = usage_totals(records) if days is None else day_totals(days)
     if totals:
         totals["cost_usd"] = usd(totals["cost"])
     return render(request, "console/usage/index.html", {
