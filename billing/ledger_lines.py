@@ -87,12 +87,21 @@ def ledger_lines(org, before: date | None = None, days: int = DAYS_PER_PAGE) -> 
 
 def day_entries(org, day: date, before_id: int | None = None, size: int = 50) -> tuple[list[LedgerEntry], int | None]:
     """One UTC day's entries of every kind, newest first, `size` at a time after `before_id`;
-    returns them and the cursor of the next page (None on the last)."""
+    returns them and the cursor of the next page (None on the last). The day's id range
+    (from its usage line and its few single entries) lets the (account, -id) index read
+    just that day instead of walking back from the newest entry."""
     account = account_of(org)
     if account is None:
         return [], None
-    entries = LedgerEntry.objects.filter(account_id=account.pk, created_at__gte=start_of(day),
-                                         created_at__lt=start_of(day + timedelta(days=1))).order_by("-id")
+    start, end = start_of(day), start_of(day + timedelta(days=1))
+    of_day = LedgerEntry.objects.filter(account_id=account.pk, created_at__gte=start, created_at__lt=end)
+    bounds = [pk for pk in of_day.exclude(kind=LedgerEntry.Kind.USAGE).values_list("pk", flat=True)]
+    usage = LedgerUsageDay.objects.filter(account_id=account.pk, day=day).first()
+    if usage is not None:
+        bounds += [usage.first_entry_id, usage.last_entry_id]
+    if not bounds:
+        return [], None
+    entries = of_day.filter(pk__gte=min(bounds), pk__lte=max(bounds)).order_by("-id")
     if before_id is not None:
         entries = entries.filter(pk__lt=before_id)
     rows = list(entries[:size + 1])

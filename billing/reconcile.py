@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from console.tenancy.models import Organization
 
-from . import daily, live, outbox
+from . import bulk_copy, daily, live, outbox
 from .charging import event_time
 from .clamping import fit_record, forget_missing_references, is_storable_request_id
 from .ledger import account_for, publish
@@ -154,10 +154,13 @@ def _write(events: list[dict], accounts: dict[int, Account]) -> None:
                 f"{record.completion_tokens} tokens",
             )
             entries.append(record.ledger_entry)
-    LedgerEntry.objects.bulk_create(entries)
-    for record in records:
-        record.ledger_entry_id = record.ledger_entry.pk if record.ledger_entry else None
-    UsageRecord.objects.bulk_create(records)
+    if connection.vendor == "postgresql":
+        _copy(records, entries)
+    else:
+        LedgerEntry.objects.bulk_create(entries)
+        for record in records:
+            record.ledger_entry_id = record.ledger_entry.pk if record.ledger_entry else None
+        UsageRecord.objects.bulk_create(records)
     daily.add_usage(records)
     daily.add_ledger_usage(entries)
     for entry in entries:
@@ -165,6 +168,19 @@ def _write(events: list[dict], accounts: dict[int, Account]) -> None:
     for account in {record.organization_id: accounts[record.organization_id] for record in records}.values():
         account.save(update_fields=["balance", "ledger_head", "updated_at"])
     usage_booked.send(sender=UsageRecord, records=records)
+
+
+def _copy(records: list[UsageRecord], entries: list[LedgerEntry]) -> None:
+    """The batch's entries, then its records, with COPY (billing.bulk_copy): the same rows
+    bulk_create would write, in a fraction of the time."""
+    now = timezone.now()
+    for entry, pk in zip(entries, bulk_copy.reserve_ledger_ids(len(entries))):
+        entry.pk, entry.created_at = pk, now
+    bulk_copy.copy_objects(LedgerEntry, entries)
+    for record in records:
+        record.ledger_entry_id = record.ledger_entry.pk if record.ledger_entry else None
+        record.reconciled_at = now
+    bulk_copy.copy_objects(UsageRecord, records)
 
 
 def reconcile(max_batches: int | None = None) -> int:
