@@ -1,7 +1,7 @@
 """Named reads of billing's models for the console pages above it, so the pages ask for
 what they show instead of querying billing tables themselves."""
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Min, Sum
 
 from .models import Account, LedgerEntry, TopUp, UsageDay, UsageRecord
 
@@ -58,10 +58,12 @@ def usage_by_model(org, first_day) -> list[dict]:
 
 
 def day_totals(days) -> dict:
-    """Requests, prompt and completion tokens and cost over a queryset of UsageDay rows."""
+    """Requests, prompt and completion tokens and cost over a queryset of UsageDay rows, and
+    the first and last day among them (None without rows)."""
     totals = days.order_by().aggregate(requests=Sum("requests"), prompt_tokens=Sum("prompt_tokens"),
-                                       completion_tokens=Sum("completion_tokens"), cost=Sum("cost"))
-    return {name: value or 0 for name, value in totals.items()}
+                                       completion_tokens=Sum("completion_tokens"), cost=Sum("cost"),
+                                       first_day=Min("day"), last_day=Max("day"))
+    return {name: value if name.endswith("_day") else value or 0 for name, value in totals.items()}
 
 
 def usage_totals(records) -> dict:

@@ -1,6 +1,7 @@
 """The request log: every booked request of the organization, filterable, exportable as CSV."""
 
 import csv
+from datetime import timedelta
 
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
@@ -11,7 +12,7 @@ from billing.models import UsageRecord
 from billing.money import usd
 from billing.queries import day_totals, usage_of, usage_totals
 from console.pages.common import org_view
-from console.pages.filters_usage import STATUSES, UsageFilterForm, filtered_days, filtered_usage
+from console.pages.filters_usage import STATUSES, UsageFilterForm, filtered_days, filtered_usage, start_of
 from console.pages.keyset import keyset_page
 from console.tenancy.access import get_for_org
 
@@ -54,15 +55,24 @@ def shown_usage(request, form: UsageFilterForm):
 def index(request):
     form = UsageFilterForm(request.GET, org=request.org)
     records = shown_usage(request, form)
-    page = keyset_page(records, request.GET, PAGE_SIZE)
+    # Summed from the per-day table, however many records match; a searched request id
+    # (one row) or a console outside UTC sums the records themselves.
+    days = None if searched_id(request) else filtered_days(request.org, form)
+    if days is None:
+        page = keyset_page(records, request.GET, PAGE_SIZE)
+        totals = usage_totals(records) if page.object_list else None
+    else:
+        totals = day_totals(days)
+        # The days that hold matching requests bound the index walk: a filter matching
+        # nothing, or one old day, never scans the whole history.
+        matching = [start_of(totals["first_day"]), start_of(totals["last_day"] + timedelta(days=1))] \
+            if totals["requests"] else None
+        page = keyset_page(records.filter(created_at__gte=matching[0], created_at__lt=matching[1])
+                           if matching else records.none(), request.GET, PAGE_SIZE)
+        if not page.object_list:
+            totals = None
     for record in page:
         _for_display(record)
-    totals = None
-    if page.object_list:
-        # Summed from the per-day table, however many records match; a searched request
-        # id (one row) or a console outside UTC sums the records themselves.
-        days = None if searched_id(request) else filtered_days(request.org, form)
-        totals = usage_totals(records) if days is None else day_totals(days)
     if totals:
         totals["cost_usd"] = usd(totals["cost"])
     return render(request, "console/usage/index.html", {
