@@ -37,7 +37,8 @@ class LedgerEntry(models.Model):
         REDEEM = "redeem", "Redeemed code"
         REFUND = "refund", "Refund"
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    # No index of its own: the (account, -id) index below starts with it.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", db_index=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     amount = MoneyField(help_text="signed: credits positive, usage negative")
     balance_after = MoneyField()
@@ -89,7 +90,9 @@ class UsageRecord(models.Model):
         PARTIAL = "partial", "Partial: the answer was cut short"
 
     request_id = models.CharField(max_length=64, unique=True)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="usage_records")
+    # No index of its own: the (organization, -created_at, -id) index starts with it.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="usage_records",
+                                     db_index=False)
     api_key = models.ForeignKey("gateway.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
     catalog_model = models.ForeignKey("gateway.CatalogModel", on_delete=models.SET_NULL, null=True, blank=True)
     model = models.CharField(max_length=300, help_text="provider:modelId that served the request")

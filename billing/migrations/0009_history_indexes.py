@@ -11,6 +11,21 @@ from django.db.models import Count, Max, Min, Sum
 from django.db.models.functions import TruncDate
 
 
+def drop_pattern_indexes(apps, schema_editor):
+    """Django gives every unique text column on PostgreSQL a second, varchar_pattern_ops
+    index for LIKE queries. Request ids and ledger references are only ever looked up
+    whole, and at ten million requests those two indexes are 1.3 GB (a seventh of the
+    history): dropped."""
+    if schema_editor.connection.vendor != "postgresql":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s AND tablename = ANY(%s) "
+                       "AND indexdef LIKE %s",
+                       ["%_like", ["billing_usagerecord", "billing_ledgerentry"], "%varchar_pattern_ops%"])
+        for (name,) in cursor.fetchall():
+            cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
+
+
 def sum_existing_history(apps, schema_editor):
     """Fill the per-day sums from what is already booked; booking keeps them from now on."""
     UsageRecord = apps.get_model("billing", "UsageRecord")
@@ -107,5 +122,16 @@ class Migration(migrations.Migration):
             model_name='usageday',
             constraint=models.UniqueConstraint(fields=('organization', 'day', 'model', 'key_id', 'status'), name='one_usage_day_per_group'),
         ),
+        migrations.AlterField(
+            model_name='ledgerentry',
+            name='account',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='billing.account'),
+        ),
+        migrations.AlterField(
+            model_name='usagerecord',
+            name='organization',
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='usage_records', to='console.organization'),
+        ),
+        migrations.RunPython(drop_pattern_indexes, migrations.RunPython.noop),
         migrations.RunPython(sum_existing_history, migrations.RunPython.noop),
     ]
