@@ -5,7 +5,7 @@ from gateway import observability
 
 from .pages import (
     api_docs, audit, billing, billing_statements, dashboard, errors, home, keys, members, models, organizations,
-    playground, quickstart, signup, usage,
+    playground, quickstart, responses, signup, usage,
 )
 
 urlpatterns = [
@@ -27,6 +27,7 @@ urlpatterns = [
     *models.urlpatterns,
     *quickstart.urlpatterns,
     *playground.urlpatterns,
+    *responses.urlpatterns,
     *members.urlpatterns,
     *organizations.urlpatterns,
     *audit.urlpatterns,

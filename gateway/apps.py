@@ -6,8 +6,10 @@ class GatewayConfig(AppConfig):
     verbose_name = "Gateway"
 
     def ready(self):
-        from billing.signals import usage_booked
+        from billing.signals import usage_booked, usage_pruned
 
         from .keys.key_usage import remember_last_use
+        from .stored_responses import prune_stored_responses
 
         usage_booked.connect(remember_last_use, dispatch_uid="gateway.remember_last_use")
+        usage_pruned.connect(prune_stored_responses, dispatch_uid="gateway.prune_stored_responses")

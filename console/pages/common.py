@@ -28,6 +28,7 @@ NAV = [
     ("models", "Models", "models"),
     ("quickstart", "Quickstart", "quickstart"),
     ("playground", "Playground", "playground"),
+    ("responses", "Stored responses", "responses"),
     ("members", "Members", "member"),
     ("audit", "Audit log", "audit"),
 ]
