@@ -23,14 +23,25 @@ def utc_day(moment):
     return moment.astimezone(UTC).date()
 
 
-def _upsert(model, columns: list[str], conflict: list[str], updates: list[str], rows: list[tuple]) -> None:
+def _upsert(model, columns: list[tuple[str, str]], conflict: list[str], updates: list[str], rows: list[tuple]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE of `rows`; `columns` are (name, PostgreSQL type)."""
+    if not rows:
+        return
     table = connection.ops.quote_name(model._meta.db_table)
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    names = ", ".join(name for name, _ in columns)
+    tail = f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {', '.join(updates)}"
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), CHUNK):  # under every database's parameter limit
+        if connection.vendor == "postgresql":
+            # One array per column: nine parameters however many rows, where psycopg would
+            # otherwise parse thousands of placeholders per batch.
+            arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {tail}",
+                           [list(values) for values in zip(*rows)])
+            return
+        one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        for start in range(0, len(rows), CHUNK):  # under SQLite's parameter limit
             chunk = rows[start:start + CHUNK]
-            cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * len(chunk))} "
-                           f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {', '.join(updates)}",
+            cursor.execute(f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(chunk))} {tail}",
                            [value for row in chunk for value in row])
 
 
@@ -48,8 +59,9 @@ def add_usage(records) -> None:
     rows = [(org, adapt(day), model, key, status, *totals)
             for (org, day, model, key, status), totals in sorted(sums.items())]
     table = connection.ops.quote_name(UsageDay._meta.db_table)
-    _upsert(UsageDay, ["organization_id", "day", "model", "key_id", "status", "requests", "prompt_tokens",
-                       "completion_tokens", "cost"],
+    _upsert(UsageDay, [("organization_id", "bigint"), ("day", "date"), ("model", "text"), ("key_id", "bigint"),
+                       ("status", "text"), ("requests", "bigint"), ("prompt_tokens", "bigint"),
+                       ("completion_tokens", "bigint"), ("cost", "bigint")],
             ["organization_id", "day", "model", "key_id", "status"],
             [f"{c} = {table}.{c} + excluded.{c}" for c in ("requests", "prompt_tokens", "completion_tokens", "cost")],
             rows)
@@ -66,7 +78,8 @@ def add_ledger_usage(entries: list[LedgerEntry]) -> None:
     rows = [(account, adapt(day), *totals) for (account, day), totals in sorted(sums.items())]
     table = connection.ops.quote_name(LedgerUsageDay._meta.db_table)
     least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
-    _upsert(LedgerUsageDay, ["account_id", "day", "entries", "amount", "first_entry_id", "last_entry_id"],
+    _upsert(LedgerUsageDay, [("account_id", "bigint"), ("day", "date"), ("entries", "bigint"), ("amount", "bigint"),
+                             ("first_entry_id", "bigint"), ("last_entry_id", "bigint")],
             ["account_id", "day"],
             [f"entries = {table}.entries + excluded.entries", f"amount = {table}.amount + excluded.amount",
              f"first_entry_id = {least}({table}.first_entry_id, excluded.first_entry_id)",

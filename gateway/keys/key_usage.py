@@ -17,7 +17,7 @@ def latest_use(records) -> dict[int, object]:
 
 
 def remember_last_use(sender, records, **kwargs) -> None:
-    """One UPDATE per batch on PostgreSQL, however many keys it touched (a per-key UPDATE
+    """One UPDATE per batch on PostgreSQL (two array parameters), however many keys it touched (a per-key UPDATE
     was the booking worker's largest cost when every request used its own key). Keys are
     updated in id order so two workers cannot deadlock; a time never moves backwards."""
     latest = sorted(latest_use(records).items())
@@ -28,9 +28,9 @@ def remember_last_use(sender, records, **kwargs) -> None:
             ApiKey.objects.filter(pk=key_id).exclude(last_used_at__gte=when).update(last_used_at=when)
         return
     table = connection.ops.quote_name(ApiKey._meta.db_table)
-    values = ", ".join(["(%s::bigint, %s::timestamptz)"] * len(latest))
+    ids, times = zip(*latest)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS k SET last_used_at = v.used FROM (VALUES {values}) AS v(id, used) "
+            f"UPDATE {table} AS k SET last_used_at = v.used FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, used) "
             "WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.used)",
-            [value for pair in latest for value in pair])
+            [list(ids), list(times)])
