@@ -41,7 +41,8 @@ CHUNK = 100_000
 CREDIT_EVERY = timedelta(days=10)
 PICO = 10**12
 USAGE_COPY = ("COPY billing_usagerecord (id, request_id, organization_id, api_key_id, model, status, http_status, "
-              "error_code, stream, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, basis, "
+              "error_code, stream, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, "
+              "basis, "
               "input_per_mtok, output_per_mtok, cost, latency_ms, ttft_ms, created_at, reconciled_at, "
               "ledger_entry_id) FROM STDIN")
 LEDGER_COPY = "COPY billing_ledgerentry (id, account_id, kind, amount, balance_after, reference, note, created_at) FROM STDIN"
@@ -167,7 +168,7 @@ def generate(records: int, days: int, seed: int = 7) -> dict:
             ttft = latency // 4 if stream else "\\N"
             usage_lines.append(
                 f"{next_record}\t{request_id}\t{org.pk}\t{key_of[i]}\t{model}\t{status}\t{http}\t{error_code}\t"
-                f"{'t' if stream else 'f'}\t{prompt}\t{completion}\t0\t0\tprovider\t{in_text}\t{out_text}\t{cost}\t"
+                f"{'t' if stream else 'f'}\t{prompt}\t{completion}\t0\t0\t0\tprovider\t{in_text}\t{out_text}\t{cost}\t"
                 f"{latency}\t{ttft}\t{stamp}\t{stamp}\t{entry}\n")
             next_record += 1
             if len(usage_lines) >= CHUNK:
