@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0008_alert_delivery'),
+        ('billing', '0009_history_indexes'),
     ]
 
     operations = [
