@@ -1,5 +1,6 @@
 """API keys: minting, revoking, and resolving a presented secret to its key."""
 
+import functools
 import hashlib
 import hmac
 import re
@@ -11,7 +12,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from console.tenancy import audit
@@ -238,15 +239,66 @@ def find_key(secret: str) -> KeyIdentity | None:
 def _shared_lookup(secret_hash: str):
     cached = key_cache.get(secret_hash, KeyIdentity)
     if cached is None:
-        # Management keys are unknown here: they never call /v1, whatever their shape.
-        row = (ApiKey.objects.select_related("organization").exclude(kind=ApiKey.Kind.MANAGEMENT)
-               .filter(secret_hash=secret_hash).first())
-        if row is None or not hmac.compare_digest(row.secret_hash, secret_hash):
-            key_cache.put(secret_hash, key_cache.UNKNOWN)
-            return key_cache.UNKNOWN
-        cached = identity_of(row)
+        cached = _identity_from_database(secret_hash)
         key_cache.put(secret_hash, cached)
     return cached
+
+
+# The columns KeyIdentity is made of, read in one statement on a cold key: building an ORM
+# query and two model objects cost more CPU than the round trip itself.
+_IDENTITY_COLUMNS = (
+    (ApiKey, "id"), (ApiKey, "organization"), (ApiKey, "prefix"), (ApiKey, "allowed_models"),
+    (ApiKey, "expires_at"), (ApiKey, "revoked_at"), (ApiKey, "rpm_limit"), (ApiKey, "tpm_limit"),
+    (ApiKey, "spend_limit"), (ApiKey, "budget_period"), (Organization, "log_content"), (ApiKey, "secret_hash"),
+)
+
+
+@functools.cache
+def _identity_statement(alias: str, vendor: str) -> tuple[str, list]:
+    """The SELECT and, per column, the converters the ORM would apply to it (SQLite's
+    decimals and datetimes, JSON), made once per database: names come from the models'
+    metadata, so a renamed column or table cannot leave this statement behind."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    keys, organizations = ApiKey._meta.db_table, Organization._meta.db_table
+    columns, converters = [], []
+    for model, name in _IDENTITY_COLUMNS:
+        col = model._meta.get_field(name).get_col(model._meta.db_table)
+        columns.append(f"{quote(col.alias)}.{quote(col.target.column)}")
+        converters.append((connection.ops.get_db_converters(col) + col.get_db_converters(connection), col))
+    sql = (f"SELECT {', '.join(columns)} FROM {quote(keys)} INNER JOIN {quote(organizations)}"
+           f" ON {quote(organizations)}.{quote(Organization._meta.pk.column)}"
+           f" = {quote(keys)}.{quote(ApiKey._meta.get_field('organization').column)}"
+           f" WHERE {quote(keys)}.{quote(ApiKey._meta.get_field('secret_hash').column)} = %s"
+           f" AND {quote(keys)}.{quote(ApiKey._meta.get_field('kind').column)} <> %s")
+    return sql, converters
+
+
+def _identity_from_database(secret_hash: str):
+    """The KeyIdentity of the standard or playground key with this hash, or UNKNOWN.
+    Management keys are unknown here: they never call /v1, whatever their shape."""
+    alias = router.db_for_read(ApiKey)
+    connection = connections[alias]
+    sql, converters = _identity_statement(alias, connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [secret_hash, ApiKey.Kind.MANAGEMENT.value])
+        row = cursor.fetchone()
+    if row is None:
+        return key_cache.UNKNOWN
+    values = []
+    for value, (functions, col) in zip(row, converters):
+        for convert in functions:
+            value = convert(value, col, connection)
+        values.append(value)
+    (key_id, organization_id, prefix, allowed_models, expires_at, revoked_at, rpm_limit, tpm_limit, spend_limit,
+     budget_period, log_content, stored_hash) = values
+    if not hmac.compare_digest(stored_hash, secret_hash):
+        return key_cache.UNKNOWN
+    return KeyIdentity(
+        key_id=key_id, organization_id=organization_id, prefix=prefix, allowed_models=tuple(allowed_models or ()),
+        expires_at=expires_at, revoked=revoked_at is not None, rpm_limit=rpm_limit, tpm_limit=tpm_limit,
+        spend_limit=spend_limit, budget_period=budget_period, log_content=log_content,
+    )
 
 
 def find_management_key(secret: str) -> ApiKey | None:
