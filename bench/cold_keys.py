@@ -77,8 +77,9 @@ def lookup_all(secrets: list[str], forget_memory: bool, forget_redis: bool) -> t
     return cpu / len(secrets), wall / len(secrets)
 
 
-def sent_by_one_lookup(secret: str) -> tuple[list[str], list[str]]:
-    """The SQL statements and Redis commands one database-tier lookup sends."""
+def sent_by_one_lookup(secret: str) -> tuple[list[str], list[str], int]:
+    """The SQL statements, Redis commands and pool health checks of one database-tier
+    lookup (the checks are psycopg_pool's, on checkout: Django's query log misses them)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -94,13 +95,22 @@ def sent_by_one_lookup(secret: str) -> tuple[list[str], list[str]]:
         commands.append(str(args[0]))
         return original(*args, **kwargs)
 
-    client.execute_command = counted
+    pool, checks = connection.pool, []
+    check = pool._check
+
+    def counted_check(conn):
+        checks.append(conn)
+        return check(conn)
+
+    client.execute_command, pool._check = counted, counted_check
     try:
         with CaptureQueriesContext(connection) as queries:
             api_keys.find_key(secret)
+            connection.close_if_unusable_or_obsolete()
     finally:
         del client.execute_command
-    return [q["sql"] for q in queries.captured_queries], commands
+        pool._check = check
+    return [q["sql"] for q in queries.captured_queries], commands, len(checks)
 
 
 def main() -> None:
@@ -126,7 +136,7 @@ def main() -> None:
         chosen = random.sample(issued, args.lookups)
         for tier, forget in {"database": (True, True), "redis": (True, False), "memory": (False, False)}.items():
             best[tier] = min(best[tier], lookup_all(chosen, *forget))
-    statements, commands = sent_by_one_lookup(random.choice(issued))
+    statements, commands, checks = sent_by_one_lookup(random.choice(issued))
     print(f"| find_key, random keys of {args.keys:,} | CPU µs per lookup | wall µs per lookup |")
     print("|---|---|---|")
     if os.environ.get("BENCH_PROFILE"):
@@ -136,7 +146,8 @@ def main() -> None:
         cProfile.runctx("lookup_all(chosen, True, True)", globals(), locals(), sort="cumulative")
     for tier, (cpu, wall) in best.items():
         print(f"| {tier} | {cpu * 1e6:.0f} | {wall * 1e6:.0f} |")
-    print(f"\nOne database-tier lookup: {len(statements)} SQL statement(s), Redis {' + '.join(commands)}")
+    print(f"\nOne database-tier lookup: {len(statements)} SQL statement(s), {checks} pool health check(s), "
+          f"Redis {' + '.join(commands)}")
     for sql in statements:
         print(f"  {sql}")
 

@@ -323,11 +323,14 @@ def release_expired(now: float | None = None) -> int:
 
 
 def _load_account(store: _Store, org_id: int) -> None:
-    account = Account.objects.filter(organization_id=org_id).first()
+    # Three values, not a model object: this runs on every organization's first request.
+    account = (Account.objects.filter(organization_id=org_id)
+               .values_list("ledger_head", "balance", "credit_limit").first())
     if account is None:
         _apply(store, org_id, 0, 0, 0)
     else:
-        _apply(store, org_id, account.ledger_head, to_units(account.balance), to_units(account.credit_limit))
+        head, balance, credit_limit = account
+        _apply(store, org_id, head, to_units(balance), to_units(credit_limit))
 
 
 def _apply(store: _Store, org_id: int, head: int, balance: int, limit: int, booked_request_ids=()) -> None:
