@@ -257,7 +257,9 @@ _IDENTITY_COLUMNS = (
 def _identity_statement(alias: str, vendor: str) -> tuple[str, list]:
     """The SELECT and, per column, the converters the ORM would apply to it (SQLite's
     decimals and datetimes, JSON), made once per database: names come from the models'
-    metadata, so a renamed column or table cannot leave this statement behind."""
+    metadata, so a renamed column or table cannot leave this statement behind. The
+    converters depend on the backend and the settings only, not on which thread's
+    connection made them (each is called with the caller's connection)."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     keys, organizations = ApiKey._meta.db_table, Organization._meta.db_table
