@@ -44,12 +44,14 @@ request_max_retries = 0
 stream_max_retries = 0
 
 [features]
-multi_agent = false
 goals = false
 plugins = false
 apps = false
 remote_plugin = false
 image_generation = false
+
+[agents]
+enabled = false
 
 [analytics]
 enabled = false
@@ -90,7 +92,7 @@ def the_one_booked_request(org) -> UsageRecord:
 
 def assert_billed_like_any_request(org):
     record = the_one_booked_request(org)  # a stream: both agents always stream
-    assert (record.model, record.status, record.stream) == ("mock:ok", "ok", True)
+    assert (record.model, record.status, record.stream) == ("mock:ok", "completed", True)
     assert (record.prompt_tokens, record.completion_tokens, record.basis) == (8, 3, "provider")
     assert record.cost == OK_COST
     assert record.ledger_entry.amount == -OK_COST
