@@ -1,45 +1,72 @@
-"""The agent-era surfaces in the benchmark: `/v1/responses` and `/v1/messages`, translated
-to the same OpenAI-protocol mock upstream as chat, with the same prompt and cap, so each
-costs what its parsing and encoding add to chat. The mock's bench_* body fields do not
-survive translation, so streams are its default 20 chunks, as chat's measured stream."""
+"""The agent-era surfaces in the benchmark: `/v1/responses` and `/v1/messages` beside chat,
+each to the same mock upstream with the same prompt and cap, so each costs what its parsing
+and encoding add to chat's. To the OpenAI-protocol upstream both are translated; to the
+Anthropic-protocol one (bench/fast_upstream.py answers /messages in Anthropic's format)
+`/v1/messages` is relayed natively and chat is translated. The mock's bench_* body fields
+do not survive translation, so every stream here is its default 20 chunks."""
 
 import json
 
-SURFACES = {
-    # store: false, as Codex sends it; a stored response adds a database write.
-    "responses": ("/v1/responses", {"model": "bench:chat", "input": "Say hello", "max_output_tokens": 16,
-                                    "store": False}),
-    "messages": ("/v1/messages", {"model": "bench:chat", "max_tokens": 16,
-                                  "messages": [{"role": "user", "content": "Say hello"}]}),
-}
+# A second provider for the benchmark catalog (bench/run.py), on the same mock upstream.
+CATALOG = """  benchanthropic:
+    protocol: anthropic
+    base_url: {base_url}
+    api_key_env: BENCH_UPSTREAM_KEY
+    models:
+      chat: {{input_per_mtok: "0.27", output_per_mtok: "1.10", max_output_tokens: 4096}}
+"""
+UPSTREAMS = {"openai": "bench:chat", "anthropic": "benchanthropic:chat"}
 
 
-def body(name: str, stream: bool) -> tuple[str, bytes]:
-    path, fields = SURFACES[name]
+def _bodies(model: str) -> dict:
+    return {
+        "chat": ("/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "Say hello"}],
+                                          "max_tokens": 16}),
+        # store: false, as Codex sends it; a stored response adds a database write.
+        "responses": ("/v1/responses", {"model": model, "input": "Say hello", "max_output_tokens": 16,
+                                        "store": False}),
+        "messages": ("/v1/messages", {"model": model, "max_tokens": 16,
+                                      "messages": [{"role": "user", "content": "Say hello"}]}),
+    }
+
+
+# (upstream protocol, surface): chat first in each group, as the baseline.
+SCENARIOS = [("openai", "chat"), ("openai", "responses"), ("openai", "messages"),
+             ("anthropic", "chat"), ("anthropic", "messages")]
+
+
+def body(surface: str, stream: bool, upstream: str = "openai") -> tuple[str, bytes]:
+    path, fields = _bodies(UPSTREAMS[upstream])[surface]
     return path, json.dumps({**fields, "stream": True} if stream else fields).encode()
 
 
-def cpu_per_request(cpu_of, warm, chat: bytes, chat_stream: bytes) -> dict:
-    """{(surface, streamed): web CPU ms per request}. Each surface is measured right after
-    chat (the shared machine's load drifts over a run), non-streamed first, then streamed.
-    cpu_of(body, path=, name=) measures one scenario; warm(path, body) sends a few first."""
-    cpu = {}
-    for stream in (False, True):
-        cpu[("chat", stream)] = cpu_of(chat_stream if stream else chat)
-        for name in SURFACES:
-            path, data = body(name, stream)
-            warm(path, data)  # first-call imports and caches stay out of the measurement
-            cpu[(name, stream)] = cpu_of(data, path=path, name=f"{name}{' stream' if stream else ''}")
-    return cpu
+def cpu_per_request(cpu_of, warm, rounds: int) -> dict:
+    """{(upstream, surface, streamed): web CPU ms per request}, the median of `rounds`
+    measurements taken in turn (the shared machine's load drifts over a run, so each
+    surface is measured right after chat, round after round). cpu_of(path, body, name)
+    measures one scenario and names it in any failure; warm(path, body) sends a few first."""
+    samples: dict = {}
+    for (upstream, surface) in SCENARIOS:
+        for stream in (False, True):
+            warm(*body(surface, stream, upstream))  # first-call imports stay out of the measurement
+    for _ in range(rounds):
+        for stream in (False, True):
+            for (upstream, surface) in SCENARIOS:
+                name = f"{surface} to {upstream}{' stream' if stream else ''}"
+                samples.setdefault((upstream, surface, stream), []).append(
+                    cpu_of(*body(surface, stream, upstream), name))
+    return {scenario: sorted(values)[len(values) // 2] for scenario, values in samples.items()}
 
 
 def report(cpu: dict) -> list[str]:
-    """The table: each surface's CPU per request and its ratio to chat's."""
-    lines = ["", "| surface (to an OpenAI-protocol upstream) | CPU ms per request | vs chat | "
-             "CPU ms per 20-chunk stream | vs chat stream |", "|---|---|---|---|---|"]
-    for name in ("chat", *SURFACES):
-        plain, streamed = cpu[(name, False)], cpu[(name, True)]
-        ratio = plain / cpu[("chat", False)] if cpu[("chat", False)] else 0
-        ratio_stream = streamed / cpu[("chat", True)] if cpu[("chat", True)] else 0
-        lines.append(f"| {name} | {plain:.2f} | {ratio:.2f}x | {streamed:.2f} | {ratio_stream:.2f}x |")
+    """The table: each surface's CPU per request and its ratio to chat's, same upstream."""
+    lines = ["", "| surface | upstream protocol | CPU ms per request | vs chat | CPU ms per 20-chunk stream | "
+             "vs chat stream |", "|---|---|---|---|---|---|"]
+    for upstream, surface in SCENARIOS:
+        plain, streamed = cpu[(upstream, surface, False)], cpu[(upstream, surface, True)]
+        base, base_stream = cpu[(upstream, "chat", False)], cpu[(upstream, "chat", True)]
+        how = "native" if (upstream, surface) == ("anthropic", "messages") else (
+            "as is" if (upstream, surface) == ("openai", "chat") else "translated")
+        lines.append(f"| {surface} | {upstream} ({how}) | {plain:.2f} | {plain / base if base else 0:.2f}x | "
+                     f"{streamed:.2f} | {streamed / base_stream if base_stream else 0:.2f}x |")
     return lines + [""]

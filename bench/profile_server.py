@@ -3,8 +3,9 @@ Procfile's web command, while the load generator sends requests.
 
     .venv/bin/python bench/profile_server.py [KIND] [REQUESTS] [SORT] [LINES]
 
-KIND: chat, stream (20 chunks), responses, responses-stream, messages or messages-stream
-(the benchmark's bodies, bench/agent_surfaces.py).
+KIND: chat, stream (20 chunks), responses, responses-stream, messages, messages-stream, or
+messages-anthropic / messages-anthropic-stream (relayed natively to the Anthropic-protocol
+mock); the benchmark's bodies, bench/agent_surfaces.py.
 
 Uses the benchmark's stack (bench/run.py: PostgreSQL, Redis, the fast mock upstream, one
 web worker). Under gevent a greenlet switch makes cumulative times meaningless (waiting
@@ -54,9 +55,9 @@ def main():
     run.procfile = lambda: {**procfile, "web": f"{procfile['web']} -c {hooks}"}  # noqa: E731
     stack.env["WEB_CONCURRENCY"] = "1"
     stack.start()
-    surface = kind.removesuffix("-stream")
-    if surface in agent_surfaces.SURFACES:
-        path, body = agent_surfaces.body(surface, kind.endswith("-stream"))
+    surface = kind.removesuffix("-stream").removesuffix("-anthropic")
+    if surface in ("responses", "messages"):
+        path, body = agent_surfaces.body(surface, "-stream" in kind, "anthropic" if "-anthropic" in kind else "openai")
     else:
         path, body = "/v1/chat/completions", run.CHAT if kind == "chat" else run.stream_body(20)
     try:

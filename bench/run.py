@@ -162,7 +162,7 @@ class Stack:
     api_key_env: BENCH_UPSTREAM_KEY
     models:
       chat: {{input_per_mtok: "0.27", output_per_mtok: "1.10", max_output_tokens: 4096}}
-""")
+""" + agent_surfaces.CATALOG.format(base_url=f"http://{HOST}:{self.upstream_port}/v1"))
         self.manage("load_catalog", str(catalog))
         slug = f"bench-{int(time.time())}"
         slug = self.manage("create_tenant", slug, "--owner", "bench@example.com")
@@ -244,13 +244,12 @@ def measure(stack: Stack, key: str, seconds: float) -> dict:
             failed[name] = (result.errors, result.statuses)
         return (cpu_seconds(pids) - before) / max(len(result.latencies), 1) * 1000
 
-    # Each surface's CPU per request right after chat's (bench/surfaces.py).
+    # Each surface's CPU per request beside chat's (bench/agent_surfaces.py).
     surfaces = agent_surfaces.cpu_per_request(
-        lambda body, path="/v1/chat/completions", name=None: asyncio.run(
-            cpu_of(body, gw, gateway, stack.web_pids, path=path, name=name)),
-        lambda path, body: asyncio.run(loadgen.run(HOST, gw, path, body, gateway, 2, 0.3)),
-        CHAT, stream_body(20))
-    cpu_chat, cpu_stream = surfaces[("chat", False)], surfaces[("chat", True)]
+        lambda path, body, name: asyncio.run(cpu_of(body, gw, gateway, stack.web_pids, path=path, name=name)),
+        lambda path, body: stack.smoke or asyncio.run(loadgen.run(HOST, gw, path, body, gateway, 2, 0.3)),
+        rounds=1 if stack.smoke else 3)
+    cpu_chat, cpu_stream = surfaces[("openai", "chat", False)], surfaces[("openai", "chat", True)]
     other = None
     if lt:
         lt_pids = lambda: tree_pids(lt.process.pid)  # noqa: E731
