@@ -225,7 +225,7 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[MixGateway] "
+# The subject prefix is SITE_NAME (console.tenancy.accounts.AccountAdapter.format_email_subject).
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if SECURE_SSL_REDIRECT else "http"
 ACCOUNT_ADAPTER = "console.tenancy.accounts.AccountAdapter"
 ACCOUNT_RATE_LIMITS = {  # allauth's defaults, written out so operators see them

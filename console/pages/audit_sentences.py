@@ -30,15 +30,38 @@ def _limit(value) -> str:
     return _usd(value) if value not in (None, "", "0") else "none"
 
 
+PERIODS = {"none": "in all", "daily": "per UTC day", "weekly": "per UTC week", "monthly": "per UTC month"}
+
+
+def _key_limit(field: str, value) -> str:
+    """One limit of a key as a phrase: "spend limit 5 USD", "60 requests per minute"."""
+    if field == "allowed_models":
+        return "only for " + ", ".join(value) if value else "every model"
+    if field == "expires_at":
+        return f"expires {value[:10]}" if value else "no expiry"
+    if field == "spend_limit":
+        return f"spend limit {_usd(value)}" if value not in (None, "") else "no spend limit"
+    if field == "budget_period":
+        return f"budget {PERIODS.get(value, value)}"
+    if field in ("rpm_limit", "tpm_limit"):
+        unit = "requests" if field == "rpm_limit" else "tokens"
+        return f"{value} {unit} per minute" if value else f"no {unit}-per-minute limit"
+    return f"{field.replace('_', ' ')} {value}"
+
+
+LIMIT_FIELDS = ("allowed_models", "spend_limit", "budget_period", "rpm_limit", "tpm_limit", "expires_at")
+
+
 def _key_created(d, target):
-    extra = []
-    if d.get("allowed_models"):
-        extra.append("only for " + ", ".join(d["allowed_models"]))
-    if d.get("spend_limit") not in (None, ""):
-        extra.append(f"spend limit {_usd(d['spend_limit'])}")
-    if d.get("expires_at"):
-        extra.append(f"expires {d['expires_at'][:10]}")
+    extra = [_key_limit(field, d[field]) for field in LIMIT_FIELDS
+             if d.get(field) not in (None, "", [], "none")]
     return f"Created API key {_key(d, target)}" + (f": {'; '.join(extra)}" if extra else "")
+
+
+def _key_updated(d, target):
+    changes = [f"{_key_limit(field, d.get('old_' + field))} → {_key_limit(field, d[field])}"
+               for field in LIMIT_FIELDS if field in d]
+    return f"Changed the limits of API key {target}…: {'; '.join(changes)}"
 
 
 SENTENCES = {
@@ -46,6 +69,7 @@ SENTENCES = {
     "key.renamed": lambda d, t: f"Renamed API key {t}… from “{d.get('old_name') or 'unnamed'}” to "
                                 f"“{d.get('new_name') or 'unnamed'}”",
     "key.revoked": lambda d, t: f"Revoked API key {_key(d, t)}",
+    "key.updated": _key_updated,
     "member.invited": lambda d, t: f"Invited {t} as {d.get('role', 'member')}" + (
         ", replacing their earlier invitation" if d.get("replaced_open_invitation") else ""),
     "invitation.revoked": lambda d, t: f"Withdrew the invitation of {t} (as {d.get('role', 'member')})",

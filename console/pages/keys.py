@@ -1,4 +1,4 @@
-"""API keys: list, create (the secret is shown once), rename and revoke.
+"""API keys: list, create (the secret is shown once), rename, change limits and revoke.
 
 Members may create keys and manage the ones they created; admins and owners manage every
 key of the organization. Management keys ("mk-", for /api/v1) are made, seen and revoked
@@ -14,8 +14,10 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from billing.live import key_spend_booked
+from billing.money import from_units
 from console.pages.common import org_view
-from console.pages.forms_keys import CreateKeyForm, CreateManagementKeyForm, RenameKeyForm
+from console.pages.forms_keys import CreateKeyForm, CreateManagementKeyForm, KeyLimitsForm, RenameKeyForm
 from console.tenancy.access import get_for_org, has_role
 from console.tenancy.models import Membership
 from gateway.keys.api_keys import (
@@ -24,6 +26,7 @@ from gateway.keys.api_keys import (
     key_status,
     rename_api_key,
     revoke_api_key,
+    update_api_key,
 )
 from gateway.models import ApiKey
 from gateway.queries import managed_keys
@@ -55,6 +58,15 @@ def key_for_change(request, pk: int) -> ApiKey:
 def with_status(request, key: ApiKey, now) -> ApiKey:
     key.status = key_status(key, now)
     key.manageable = can_manage(request, key)
+    label = key.get_budget_period_display()
+    key.period_phrase = label[:1].lower() + label[1:]  # "per UTC day", "in all"
+    return key
+
+
+def with_spend(key: ApiKey) -> ApiKey:
+    # What the ledger has booked for the key in all. One query per key, and an
+    # organization has a handful; the live store's period spend may replace it here.
+    key.spent = from_units(key_spend_booked(key.pk))
     return key
 
 
@@ -62,7 +74,7 @@ def with_status(request, key: ApiKey, now) -> ApiKey:
 def index(request):
     now = timezone.now()
     rows = managed_keys().filter(organization=request.org).order_by("-created_at", "-pk")
-    keys = [with_status(request, key, now) for key in rows if key.kind == ApiKey.Kind.STANDARD]
+    keys = [with_spend(with_status(request, key, now)) for key in rows if key.kind == ApiKey.Kind.STANDARD]
     context = {"title": "API keys", "keys": keys, "form": CreateKeyForm()}
     if has_role(request.membership, Membership.Role.ADMIN):
         context["management_keys"] = [with_status(request, key, now) for key in rows
@@ -80,9 +92,7 @@ def create(request):
             request.org,
             name=form.cleaned_data["name"],
             created_by=request.user,
-            allowed_models=form.cleaned_data["allowed_models"],
-            expires_at=form.expires_at,
-            spend_limit=form.cleaned_data["spend_limit"],
+            **form.limits,
         )
         # Rendered straight into this response (never redirected, stored or logged), and
         # never_cache keeps it out of the browser's and any proxy's cache.
@@ -103,11 +113,19 @@ def create_management(request):
     return render(request, "console/keys/new_management.html", {"title": "Create management key", "form": form})
 
 
+def render_detail(request, key: ApiKey, *, form=None, limits_form=None, status=200):
+    with_status(request, key, timezone.now())
+    context = {"title": key.name or "API key", "key": key,
+               "form": form or RenameKeyForm(initial={"name": key.name})}
+    if key.kind == ApiKey.Kind.STANDARD:
+        context["limits_form"] = limits_form or KeyLimitsForm(initial=KeyLimitsForm.initial_for(key), key=key)
+        with_spend(key)
+    return render(request, "console/keys/detail.html", context, status=status)
+
+
 @org_view()
 def detail(request, pk):
-    key = with_status(request, key_for_view(request, pk), timezone.now())
-    form = RenameKeyForm(initial={"name": key.name})
-    return render(request, "console/keys/detail.html", {"title": key.name or "API key", "key": key, "form": form})
+    return render_detail(request, key_for_view(request, pk))
 
 
 @require_POST
@@ -116,11 +134,26 @@ def rename(request, pk):
     key = key_for_change(request, pk)
     form = RenameKeyForm(request.POST)
     if not form.is_valid():
-        with_status(request, key, timezone.now())
-        return render(request, "console/keys/detail.html", {"title": key.name or "API key", "key": key, "form": form},
-                      status=400)
+        return render_detail(request, key, form=form, status=400)
     rename_api_key(key, form.cleaned_data["name"], actor=request.user)
     messages.success(request, f"Renamed the key to “{key.name}”.")
+    return redirect("key_detail", pk=key.pk)
+
+
+@require_POST
+@org_view()
+def change_limits(request, pk):
+    key = key_for_change(request, pk)
+    if key.kind != ApiKey.Kind.STANDARD:
+        raise PermissionDenied("Only API keys have limits.")
+    form = KeyLimitsForm(request.POST, key=key)
+    if form.is_valid() and key.revoked_at is not None:
+        form.add_error(None, "This key is revoked; its limits can no longer change.")
+    if not form.is_valid():
+        return render_detail(request, key, limits_form=form, status=400)
+    update_api_key(key, actor=request.user, **form.limits)  # audited as key.updated
+    messages.success(request, f"Saved the limits of “{key.name or key.prefix}”. The gateway applies them "
+                              "within seconds.")
     return redirect("key_detail", pk=key.pk)
 
 
@@ -139,5 +172,6 @@ urlpatterns = [
     path("keys/management/new/", create_management, name="management_key_create"),
     path("keys/<int:pk>/", detail, name="key_detail"),
     path("keys/<int:pk>/rename/", rename, name="key_rename"),
+    path("keys/<int:pk>/limits/", change_limits, name="key_limits"),
     path("keys/<int:pk>/revoke/", revoke, name="key_revoke"),
 ]

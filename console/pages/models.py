@@ -21,6 +21,12 @@ def _price(value):
     return None if value is None else usd(value)
 
 
+# Which /v1 endpoints take a model: every chat model answers the three chat-shaped surfaces
+# (one internal request under each), an embedding model only embeddings.
+CHAT_SURFACES = [("Chat", "/v1/chat/completions"), ("Responses", "/v1/responses"), ("Messages", "/v1/messages")]
+EMBEDDING_SURFACES = [("Embeddings", "/v1/embeddings")]
+
+
 LISTED_FIRST = [AVAILABLE, COOLING_DOWN, NOT_CONFIGURED, DISABLED]
 
 
@@ -30,10 +36,15 @@ def index(request):
         {
             "public_id": m.public_id,
             "surface": "Chat" if serves_chat(m) else "Embeddings",
+            "surfaces": CHAT_SURFACES if serves_chat(m) else EMBEDDING_SURFACES,
             "availability": model_availability(m),
             "input": _price(m.input_per_mtok),
             "output": _price(m.output_per_mtok),
             "cached": _price(m.cached_input_per_mtok),
+            # The price of writing the provider's prompt cache. CatalogModel gains
+            # cache_write_per_mtok on another branch ("messages"); until it is merged the
+            # column shows "—". The integrator may read m.cache_write_per_mtok directly then.
+            "cache_write": _price(getattr(m, "cache_write_per_mtok", None)),
             "max_output_tokens": m.max_output_tokens,
             "context_window": m.context_window,
         }

@@ -2,6 +2,7 @@
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.signals import user_signed_up
+from django.conf import settings
 from django.dispatch import receiver
 
 from .actions import create_organization
@@ -11,6 +12,14 @@ class AccountAdapter(DefaultAccountAdapter):
     def populate_username(self, request, user):
         # Users log in by email; Django's username column just mirrors it.
         user.username = (user.email or "").lower()[:150]
+
+    def send_mail(self, template_prefix, email, context):
+        # Without django.contrib.sites allauth's site name is the request's host
+        # ("Hello from 127.0.0.1:8100!"); the mails name the product instead.
+        super().send_mail(template_prefix, email, {"site_name": settings.SITE_NAME, **context})
+
+    def format_email_subject(self, subject):
+        return f"[{settings.SITE_NAME}] {subject}"
 
 
 @receiver(user_signed_up, dispatch_uid="console.personal_organization")

@@ -126,7 +126,8 @@ def invite_member(
     )
     audit.record("member.invited", organization=org, actor=actor, target=email, role=role,
                  invitation_id=invitation.pk, replaced_open_invitation=bool(replaced))
-    context = {"invitation": invitation, "organization": org, "inviter": actor, "accept_url": accept_url_for(token)}
+    context = {"invitation": invitation, "organization": org, "inviter": actor, "accept_url": accept_url_for(token),
+               "site_name": settings.SITE_NAME}
     subject = " ".join(render_to_string("console/email/invitation_subject.txt", context).split())
     body = render_to_string("console/email/invitation_body.txt", context)
     transaction.on_commit(lambda: _send_invitation_email(email, subject, body))

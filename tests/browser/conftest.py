@@ -1,10 +1,13 @@
 """Fixtures for the browser tests: one headless Chromium per module, a fresh context per test."""
 
 import os
+from decimal import Decimal
 
 import pytest
 
 from tests.browser.support import CHROMIUM, CHROMIUM_ARGS, DESKTOP, TIMEOUT_MS, skip_or_fail_without_browser
+from tests.conftest import UPSTREAM_SECRET
+from tests.console.conftest import alice, bob, dave  # noqa: F401  (the console's people, as fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +54,65 @@ def page(browser):
 @pytest.fixture(autouse=True)
 def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+CATALOG = """
+providers:
+  demo:
+    protocol: mock
+    models:
+      echo: {{input_per_mtok: "0.10", output_per_mtok: "0.20"}}
+  deepseek:
+    protocol: openai
+    base_url: {upstream}
+    api_key_env: MOCK_UPSTREAM_API_KEY
+    models:
+      deepseek-chat: {{input_per_mtok: "0.27", output_per_mtok: "1.10", cached_input_per_mtok: "0.07", max_output_tokens: 8192, context_window: 65536}}
+  openai:
+    protocol: openai
+    base_url: https://api.openai.example/v1
+    api_key_env: MIXGATEWAY_TEST_UNSET_KEY
+    models:
+      gpt-4o-mini: {{input_per_mtok: "0.15", output_per_mtok: "0.60", cached_input_per_mtok: "0.075", max_output_tokens: 16384}}
+      gpt-4o: {{input_per_mtok: "2.50", output_per_mtok: "10.00"}}
+      text-embedding-3-small: {{input_per_mtok: "0.02", output_per_mtok: "0"}}
+"""
+
+
+@pytest.fixture
+def console_catalog(upstream, monkeypatch, settings):
+    """Every state a model can be in: available (demo:echo), cooling down (deepseek:…),
+    provider not configured (openai:…), disabled (openai:gpt-4o)."""
+    from gateway.routing.catalog_loader import load_catalog
+    from gateway.models import CatalogModel
+    from gateway.routing.resilience import cooldowns
+
+    monkeypatch.setenv("MOCK_UPSTREAM_API_KEY", UPSTREAM_SECRET)
+    monkeypatch.delenv("MIXGATEWAY_TEST_UNSET_KEY", raising=False)
+    load_catalog(CATALOG.format(upstream=upstream.base_url))
+    CatalogModel.objects.filter(name="gpt-4o").update(enabled=False)
+    settings.GATEWAY_COOLDOWN_AFTER_FAILURES = 1
+    cooldowns().failed(f"deepseek:deepseek-chat@{upstream.base_url.rstrip('/')}")
+    return upstream
+
+
+@pytest.fixture
+def people(org, alice, dave, bob):  # dave is the admin, bob a member
+    """Alpha Labs with history: named keys with usage, an invitation, a role change."""
+    from console.tenancy import actions as tenancy
+    from console.tenancy.models import Membership
+    from gateway.keys.api_keys import create_api_key
+    from tests.console.test_usage import usage
+
+    backend, _ = create_api_key(org, name="backend", created_by=alice, allowed_models=["deepseek:deepseek-chat"],
+                                rpm_limit=60, tpm_limit=100_000, spend_limit=Decimal("5"), budget_period="daily")
+    batch, _ = create_api_key(org, name="nightly batch", created_by=alice)
+    for n, key in enumerate([backend, backend, batch, backend]):
+        usage(org, key=key, model="deepseek:deepseek-chat", prompt=1200 + 300 * n, completion=80 + 10 * n,
+              request_id=f"req-console-{n}")
+    tokens = []
+    tenancy.invite_member(org, "erin@example.com", "member", actor=alice,
+                          accept_url_for=lambda token: tokens.append(token) or f"/invitations/{token}/")
+    tenancy.change_role(Membership.objects.get(user=bob), "admin", actor=alice)
+    tenancy.change_role(Membership.objects.get(user=bob), "member", actor=alice)
+    return {"invitation_token": tokens[0], "key": backend, "request_id": "req-console-0"}

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
+from django.test import Client
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -59,3 +61,41 @@ def screenshot(page, name: str, *, viewport: dict | None = None) -> None:
         if viewport is not None:
             page.set_viewport_size(DESKTOP)
             page.reload()
+
+
+def session_for(browser, base: str, user, viewport: dict):
+    """A browser context logged in as `user` (a session made by Django's test client), or
+    anonymous for None, collecting every JavaScript and console error."""
+    context = browser.new_context(viewport=viewport)
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        context.add_cookies([{"name": django_settings.SESSION_COOKIE_NAME, "url": base,
+                              "value": client.cookies[django_settings.SESSION_COOKIE_NAME].value}])
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(f"{page.url}: {exc}"))
+    page.on("console", lambda msg: msg.type == "error" and page.errors.append(f"{page.url}: {msg.text}"))
+    return context, page
+
+
+def visit(page, base: str, path: str, status: int = 200):
+    response = page.goto(base + path)
+    assert response is not None and response.status == status, f"GET {path} answered {response and response.status}"
+    if status >= 400:
+        expected_failure(page, status)
+    return response
+
+
+def expected_failure(page, status: int) -> None:
+    """Chromium logs every answer of `status` as a console error; forgive the one the test
+    asked for (a 404 page, a refused playground request), and only that one."""
+    said = f"the server responded with a status of {status}"
+    forgiven = next((e for e in page.errors if said in e), None)
+    assert forgiven is not None, f"Chromium logged no {status}"
+    page.errors.remove(forgiven)
+
+
+def assert_fits(page, where: str) -> None:
+    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"{where}: the page scrolls sideways ({width[0]} px wide in {width[1]})"

@@ -12,12 +12,10 @@ import re
 from decimal import Decimal
 
 import pytest
-from django.conf import settings as django_settings
-from django.test import Client
 
-from tests.browser.support import DESKTOP, PHONE, screenshot, skip_or_fail_without_browser
-from tests.conftest import UPSTREAM_SECRET
-from tests.console.conftest import alice, bob, dave  # noqa: F401  (the console's people, as fixtures)
+from tests.browser.support import (
+    DESKTOP, PHONE, assert_fits, expected_failure, screenshot, session_for, skip_or_fail_without_browser, visit,
+)
 
 skip_or_fail_without_browser()
 
@@ -26,104 +24,6 @@ from playwright.sync_api import expect  # noqa: E402  (only once the browser is 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LONG_WORD = "x" * 400  # one unbroken word, far wider than any card
-
-CATALOG = """
-providers:
-  demo:
-    protocol: mock
-    models:
-      echo: {{input_per_mtok: "0.10", output_per_mtok: "0.20"}}
-  deepseek:
-    protocol: openai
-    base_url: {upstream}
-    api_key_env: MOCK_UPSTREAM_API_KEY
-    models:
-      deepseek-chat: {{input_per_mtok: "0.27", output_per_mtok: "1.10", cached_input_per_mtok: "0.07", max_output_tokens: 8192, context_window: 65536}}
-  openai:
-    protocol: openai
-    base_url: https://api.openai.example/v1
-    api_key_env: MIXGATEWAY_TEST_UNSET_KEY
-    models:
-      gpt-4o-mini: {{input_per_mtok: "0.15", output_per_mtok: "0.60", cached_input_per_mtok: "0.075", max_output_tokens: 16384}}
-      gpt-4o: {{input_per_mtok: "2.50", output_per_mtok: "10.00"}}
-      text-embedding-3-small: {{input_per_mtok: "0.02", output_per_mtok: "0"}}
-"""
-
-
-@pytest.fixture
-def console_catalog(upstream, monkeypatch, settings):
-    """Every state a model can be in: available (demo:echo), cooling down (deepseek:…),
-    provider not configured (openai:…), disabled (openai:gpt-4o)."""
-    from gateway.routing.catalog_loader import load_catalog
-    from gateway.models import CatalogModel
-    from gateway.routing.resilience import cooldowns
-
-    monkeypatch.setenv("MOCK_UPSTREAM_API_KEY", UPSTREAM_SECRET)
-    monkeypatch.delenv("MIXGATEWAY_TEST_UNSET_KEY", raising=False)
-    load_catalog(CATALOG.format(upstream=upstream.base_url))
-    CatalogModel.objects.filter(name="gpt-4o").update(enabled=False)
-    settings.GATEWAY_COOLDOWN_AFTER_FAILURES = 1
-    cooldowns().failed(f"deepseek:deepseek-chat@{upstream.base_url.rstrip('/')}")
-    return upstream
-
-
-@pytest.fixture
-def people(org, alice, dave, bob):  # dave is the admin, bob a member
-    """Alpha Labs with history: named keys with usage, an invitation, a role change."""
-    from console.tenancy import actions as tenancy
-    from console.tenancy.models import Membership
-    from gateway.keys.api_keys import create_api_key
-    from tests.console.test_usage import usage
-
-    backend, _ = create_api_key(org, name="backend", created_by=alice)
-    batch, _ = create_api_key(org, name="nightly batch", created_by=alice)
-    for n, key in enumerate([backend, backend, batch, backend]):
-        usage(org, key=key, model="deepseek:deepseek-chat", prompt=1200 + 300 * n, completion=80 + 10 * n,
-              request_id=f"req-console-{n}")
-    tokens = []
-    tenancy.invite_member(org, "erin@example.com", "member", actor=alice,
-                          accept_url_for=lambda token: tokens.append(token) or f"/invitations/{token}/")
-    tenancy.change_role(Membership.objects.get(user=bob), "admin", actor=alice)
-    tenancy.change_role(Membership.objects.get(user=bob), "member", actor=alice)
-    return {"invitation_token": tokens[0]}
-
-
-def session_for(browser, base: str, user, viewport: dict):
-    """A browser context logged in as `user` (a session made by Django's test client), or
-    anonymous for None, collecting every JavaScript and console error."""
-    context = browser.new_context(viewport=viewport)
-    if user is not None:
-        client = Client()
-        client.force_login(user)
-        context.add_cookies([{"name": django_settings.SESSION_COOKIE_NAME, "url": base,
-                              "value": client.cookies[django_settings.SESSION_COOKIE_NAME].value}])
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda exc: page.errors.append(f"{page.url}: {exc}"))
-    page.on("console", lambda msg: msg.type == "error" and page.errors.append(f"{page.url}: {msg.text}"))
-    return context, page
-
-
-def visit(page, base: str, path: str, status: int = 200):
-    response = page.goto(base + path)
-    assert response is not None and response.status == status, f"GET {path} answered {response and response.status}"
-    if status >= 400:
-        expected_failure(page, status)
-    return response
-
-
-def expected_failure(page, status: int) -> None:
-    """Chromium logs every answer of `status` as a console error; forgive the one the test
-    asked for (a 404 page, a refused playground request), and only that one."""
-    said = f"the server responded with a status of {status}"
-    forgiven = next((e for e in page.errors if said in e), None)
-    assert forgiven is not None, f"Chromium logged no {status}"
-    page.errors.remove(forgiven)
-
-
-def assert_fits(page, where: str) -> None:
-    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{where}: the page scrolls sideways ({width[0]} px wide in {width[1]})"
 
 
 def use_playground(page, base: str) -> None:
@@ -220,10 +120,7 @@ def test_the_console_pages_at_desktop_and_phone_sizes(browser, live_server, cons
         # The same pages on a phone: nothing scrolls sideways.
         context, phone = session_for(browser, base, alice, PHONE)
         contexts.append(context)
-        for path in ["/dashboard/", "/models/", "/usage/", "/audit/", "/members/", "/keys/", "/billing/",
-                     "/quickstart/"]:
-            visit(phone, base, path)
-            assert_fits(phone, path)
+        # Every page on a phone: test_every_page.py.
         visit(phone, base, "/models/")
         screenshot(phone, "models-phone")
         visit(phone, base, "/usage/")

@@ -54,3 +54,12 @@ def test_a_password_can_be_changed(as_alice, alice):
     assert resp.status_code == 302
     alice.refresh_from_db()
     assert alice.check_password("a new long passphrase 7")
+
+
+def test_the_confirmation_mail_names_the_site_not_the_host(mailoutbox, settings):
+    settings.SITE_NAME = "Acme Gateway"
+    Client(HTTP_HOST="127.0.0.1").post("/accounts/signup/", {
+        "email": "grace@new.example", "password1": "a long passphrase 42", "password2": "a long passphrase 42"})
+    mail = mailoutbox[0]
+    assert mail.subject.startswith("[Acme Gateway] ")
+    assert mail.body.startswith("Hello from Acme Gateway!") and "Hello from 127.0.0.1" not in mail.body

@@ -96,3 +96,16 @@ def test_outside_any_organization_it_sends_people_to_make_one(db):
 
     resp = logged_in(person("nobody@example.com")).get("/models/")
     assert resp.status_code == 302 and resp["Location"] == "/orgs/new/"
+
+
+def test_it_shows_each_models_surfaces_and_every_price_column(as_bob, catalog, monkeypatch):
+    monkeypatch.delenv("MIXGATEWAY_TEST_UNSET_KEY", raising=False)
+    load_catalog(UNCONFIGURED)
+    resp = as_bob.get("/models/")
+    rows = rows_of(resp)
+    assert [label for label, _ in rows["openai:gpt-4o-mini"]["surfaces"]] == ["Chat", "Responses", "Messages"]
+    assert [label for label, _ in rows["openai:text-embedding-3-small"]["surfaces"]] == ["Embeddings"]
+    page = resp.content.decode()
+    for heading in ("Input", "Cached input", "Cache write", "Output", "Max output tokens", "Context window"):
+        assert f">{heading}</th>" in page
+    assert 'data-surface="messages"' in page and 'data-surface="embeddings"' in page
