@@ -37,8 +37,11 @@ CHAT = json.dumps({"model": "bench:chat", "messages": [{"role": "user", "content
 
 
 def stream_body(chunks: int, delay_ms: int = 0) -> bytes:
+    # The mock upstream reports one completion token per chunk: a cap below that would have
+    # every stream counted (and logged) as an overrun of its reservation.
     return json.dumps({"model": "bench:chat", "messages": [{"role": "user", "content": "Say hello"}],
-                       "max_tokens": 16, "stream": True, "bench_chunks": chunks, "bench_delay_ms": delay_ms}).encode()
+                       "max_tokens": max(16, chunks), "stream": True, "bench_chunks": chunks,
+                       "bench_delay_ms": delay_ms}).encode()
 
 
 def free_port() -> int:

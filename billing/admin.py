@@ -26,7 +26,7 @@ from django.utils.html import format_html
 
 from . import ledger
 from .forms import AccountForm, BalanceMovementForm, MintCodeForm
-from .models import Account, LedgerEntry, QuarantinedUsageEvent, RedeemCode, UsageRecord
+from .models import Account, AlertDelivery, LedgerEntry, QuarantinedUsageEvent, RedeemCode, UsageRecord
 from .money import usd
 from .quarantine import event_of
 from .reconcile import replay
@@ -307,3 +307,17 @@ class RedeemCodeAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request, queryset):
         queryset.filter(redeemed_at__isnull=True).delete()
+
+
+@admin.register(AlertDelivery)
+class AlertDeliveryAdmin(ReadOnlyAdmin):
+    """The alert delivery log of every organization (each sees its own on the Alerts page)."""
+
+    list_display = ["created_at", "organization", "event_type", "channel", "status", "attempts", "last_status_code",
+                    "last_error"]
+    list_select_related = ["organization"]
+    list_filter = ["status", "channel", "event_type"]
+    search_fields = ["uuid", "organization__name", "organization__slug", "target"]
+    fields = ["uuid", "organization", "event_type", "once_key", "channel", "target", "status", "attempts",
+              "last_status_code", "last_error", "last_attempt_at", "delivered_at", "created_at", "payload"]
+    readonly_fields = fields

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from console.tenancy import audit
 
-from . import live
+from . import alerts, live
 from .models import Account, LedgerEntry, RedeemCode
 from .money import ZERO, InexactAmount, to_units
 
@@ -61,6 +61,7 @@ def post_entry(organization_id: int, kind: str, amount: Decimal, *, reference: s
         )
         account.ledger_head = entry.pk
         account.save(update_fields=["balance", "ledger_head", "updated_at"])
+        alerts.balance_changed(account)  # a credit re-arms the low-balance alert, a debit may fire it
         transaction.on_commit(lambda: publish(account))
     return entry
 

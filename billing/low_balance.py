@@ -1,5 +1,6 @@
 """The balance below which an organization wants to hear about it, set as an audited action
-(the API's PATCH /api/v1/organization and, next, the console call it)."""
+(the API's PATCH /api/v1/organization and the console's Alerts page call it). The alert
+itself is billing.alerts."""
 
 from decimal import Decimal
 
@@ -7,6 +8,7 @@ from django.db import transaction
 
 from console.tenancy import audit
 
+from . import alerts
 from .ledger import BillingError, account_for
 from .models import Account
 
@@ -22,6 +24,7 @@ def set_low_balance_threshold(organization_id: int, threshold: Decimal | None, *
         if previous != threshold:
             account.low_balance_threshold = threshold
             account.save(update_fields=["low_balance_threshold", "updated_at"])
+            alerts.rearm_low_balance(account.pk)
             audit.record("low_balance_threshold.changed", organization=organization_id, actor=actor,
                          old_threshold=previous, new_threshold=threshold)
     return account

@@ -1,3 +1,5 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -17,6 +19,9 @@ class Account(models.Model):
     credit_limit = MoneyField(default=ZERO, help_text="how far below zero the balance may go")
     # Below this balance the owners are alerted (issue 14 sends it); empty: no alert.
     low_balance_threshold = MoneyField(null=True, blank=True, help_text="USD; empty: no low-balance alert")
+    # When the balance last fell below the threshold and the alert went out; empty: armed.
+    # Claimed by a conditional UPDATE (billing.alerts), so one crossing alerts once.
+    low_balance_alerted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self):
@@ -230,3 +235,47 @@ class SettlementOutbox(models.Model):
 
     def __str__(self):
         return f"{self.request_id} (kept {self.created_at:%Y-%m-%d %H:%M:%S})"
+
+
+class AlertDelivery(models.Model):
+    """One alert to one channel, and how sending it went: the delivery log. Written only by
+    billing.alerts (created) and billing.alert_delivery (each attempt)."""
+
+    class Channel(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        EMAIL = "email", "Email to owners"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    # What the worker's task names: a stale task from another database can never match.
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alert_deliveries")
+    event_type = models.CharField(max_length=40, help_text='e.g. "balance.low", "key.spend", "test"')
+    # Set for an event that may happen only once (a key's threshold in one period); unique
+    # per channel, so a second claim of the same event fails in the database.
+    once_key = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(help_text="the event as POSTed (money as decimal strings)")
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    target = models.CharField(max_length=1000, blank=True, help_text="the URL or the addresses of the last attempt")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "alert deliveries"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="alert_delivery_org_time")]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "channel", "once_key"], condition=~models.Q(once_key=""),
+                                    name="one_delivery_per_event_and_channel"),
+        ]
+
+    def __str__(self):
+        return f"{self.event_type} by {self.channel} ({self.status})"

@@ -1,10 +1,13 @@
 """Named reads of billing's models for the console pages above it, so the pages ask for
 what they show instead of querying billing tables themselves."""
 
+from decimal import Decimal
+
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 
-from .models import Account, LedgerEntry, TopUp, UsageRecord
+from .models import Account, LedgerEntry, TopUp, UsageDailyRollup, UsageRecord
+from .money import ZERO
 
 
 def account_of(org) -> Account | None:
@@ -56,3 +59,19 @@ def topups_of(org, *, settled_only: bool = False):
     """The organization's Stripe top-ups, newest first; `settled_only`: paid or refunded."""
     topups = TopUp.objects.filter(organization=org)
     return topups.exclude(status=TopUp.Status.PENDING) if settled_only else topups
+
+
+def key_spent(key_id: int, start=None, end=None) -> Decimal:
+    """What the ledger has booked for a key (Decimal USD) from `start` (inclusive) to `end`
+    (exclusive), or in all when both are None: its usage records by request time, and the
+    daily rollups retention made of older ones by their UTC day."""
+    records = UsageRecord.objects.filter(api_key_id=key_id)
+    rollups = UsageDailyRollup.objects.filter(api_key_id=key_id)
+    if start is not None:
+        records, rollups = records.filter(created_at__gte=start), rollups.filter(day__gte=start.date())
+    if end is not None:
+        records, rollups = records.filter(created_at__lt=end), rollups.filter(day__lt=end.date())
+    total = ZERO
+    for rows in (records, rollups):
+        total += rows.order_by().aggregate(spent=Sum("cost"))["spent"] or ZERO
+    return total

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from console.tenancy.models import Organization
 
-from . import live, outbox
+from . import alerts, live, outbox
 from .charging import event_time
 from .clamping import fit_record, forget_missing_references, is_storable_request_id
 from .ledger import account_for, publish
@@ -161,6 +161,7 @@ def _write(events: list[dict], accounts: dict[int, Account]) -> None:
         entry.account.ledger_head = max(entry.account.ledger_head, entry.pk)
     for account in {record.organization_id: accounts[record.organization_id] for record in records}.values():
         account.save(update_fields=["balance", "ledger_head", "updated_at"])
+        alerts.balance_changed(account)  # in the savepoint: a refused batch alerts nobody
     usage_booked.send(sender=UsageRecord, records=records)
 
 

@@ -2,7 +2,8 @@
 
 Only UsageRecord rows are summarised and deleted. Ledger entries and accounts are never
 touched, so balances stay exactly what they were; a usage ledger entry simply outlives the
-record that pointed at it.
+record that pointed at it. What the layers above keep per request goes with the records
+(`usage_pruned`: the gateway deletes stored /v1/responses answers older than the cutoff).
 """
 
 from collections import defaultdict
@@ -14,6 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import UsageDailyRollup, UsageRecord
+from .signals import usage_pruned
 from .money import ZERO
 
 BATCH_SIZE = 2000
@@ -85,6 +87,7 @@ def prune_usage(now: datetime | None = None, *, retention_days: int | None = Non
         oldest = (UsageRecord.objects.filter(created_at__lt=cutoff).order_by("created_at")
                   .values_list("created_at", flat=True).first())
         if oldest is None:
+            usage_pruned.send(sender=prune_usage, cutoff=cutoff)
             return result
         day = oldest.astimezone(UTC).date()
         start, end = _day_bounds(day, cutoff)

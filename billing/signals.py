@@ -7,6 +7,9 @@ from .ledger import open_account
 
 # Sent with `records=` (the UsageRecords just written) inside the booking transaction.
 usage_booked = Signal()
+# Sent with `cutoff=` (a datetime) when usage retention has deleted the records before it:
+# what the layers above keep per request (stored responses) goes with them.
+usage_pruned = Signal()
 
 
 def open_account_of_new_organization(sender, organization, **kwargs):

@@ -418,9 +418,23 @@ TOPUP_MAX_USD = _whole_cents("TOPUP_MAX_USD", "1000")
 if TOPUP_MAX_USD < TOPUP_MIN_USD:
     raise ImproperlyConfigured("TOPUP_MAX_USD must be at least TOPUP_MIN_USD")
 
+# Alerts (billing/alerts.py): each delivery is tried up to ALERT_MAX_ATTEMPTS times, the
+# waits doubling from ALERT_RETRY_BASE_SECONDS (30 s, 1 min, 2 min, ... at most half an hour).
+ALERT_MAX_ATTEMPTS = env.int("ALERT_MAX_ATTEMPTS", default=6)
+ALERT_RETRY_BASE_SECONDS = env.float("ALERT_RETRY_BASE_SECONDS", default=30.0)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Tenants choose webhook URLs, so by default the worker refuses ones that resolve to loopback,
+# private or link-local addresses (the metadata service, Redis...). The embedded default
+# runs on someone's laptop, where a receiver on localhost is the point.
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", EMBEDDED)
+if ALERT_MAX_ATTEMPTS < 1 or ALERT_RETRY_BASE_SECONDS < 0 or ALERT_WEBHOOK_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("ALERT_MAX_ATTEMPTS must be 1 or more, ALERT_RETRY_BASE_SECONDS 0 or more "
+                               "and ALERT_WEBHOOK_TIMEOUT_SECONDS above 0")
+
 CELERY_BEAT_SCHEDULE = {
     "reconcile-usage": {"task": "billing.tasks.reconcile_usage", "schedule": env.float("RECONCILE_EVERY_SECONDS", default=2.0)},
     "release-expired-reservations": {"task": "billing.tasks.release_expired_reservations", "schedule": 60.0},
     "prune-usage": {"task": "billing.tasks.prune_usage", "schedule": 24 * 3600.0},
+    "resend-overdue-alerts": {"task": "billing.tasks.resend_overdue_alerts", "schedule": 300.0},
     "prune-idempotency-keys": {"task": "console.api.tasks.prune_idempotency_keys", "schedule": 3600.0},
 }

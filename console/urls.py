@@ -4,8 +4,8 @@ from django.urls import include, path
 from gateway import observability
 
 from .pages import (
-    api_docs, audit, billing, billing_statements, dashboard, errors, home, keys, members, models, organizations,
-    playground, quickstart, signup, usage,
+    alerts, api_docs, audit, billing, billing_statements, dashboard, errors, home, keys, members, models, organizations,
+    playground, quickstart, responses, signup, usage,
 )
 
 urlpatterns = [
@@ -24,9 +24,11 @@ urlpatterns = [
     *usage.urlpatterns,
     *billing.urlpatterns,
     *billing_statements.urlpatterns,
+    *alerts.urlpatterns,
     *models.urlpatterns,
     *quickstart.urlpatterns,
     *playground.urlpatterns,
+    *responses.urlpatterns,
     *members.urlpatterns,
     *organizations.urlpatterns,
     *audit.urlpatterns,

@@ -130,3 +130,34 @@ class ApiKey(models.Model):
 
     def allows(self, public_model_id: str) -> bool:
         return not self.allowed_models or public_model_id in self.allowed_models
+
+
+class StoredResponse(models.Model):
+    """A /v1/responses answer kept for its organization (`store`, default true), so that
+    `previous_response_id` can continue its conversation and GET /v1/responses/{id} can
+    return it. Deleted with the usage records it outlives (USAGE_RETENTION_DAYS)."""
+
+    response_id = models.CharField(max_length=64, unique=True, help_text='"resp_…", as the caller knows it')
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="stored_responses")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    model = models.CharField(max_length=300, help_text="the model as the caller named it")
+    status = models.CharField(max_length=16)
+    # The whole conversation before this answer: the previous response's input and output
+    # (when it continued one), then this request's input, as Responses input items.
+    input_items = models.JSONField(default=list)
+    output_items = models.JSONField(default=list)
+    usage = models.JSONField(default=dict)
+    # The rest of the response object as it was answered (instructions, tools, metadata…).
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["organization", "-created_at"], name="stored_response_org_newest")]
+
+    def __str__(self):
+        return self.response_id
+
+    def as_response(self) -> dict:
+        """The response object, as POST answered it and GET returns it."""
+        return {**self.response, "output": self.output_items, "usage": self.usage}

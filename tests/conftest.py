@@ -33,7 +33,8 @@ SCENARIOS = [
 # two of them at once on CI's 2 cores starve each other into timeouts, so xdist
 # (--dist loadgroup, see the Makefile) runs them one after another on one worker.
 LOAD_TEST_MODULES = {"test_worker_model", "test_outages", "test_rate_limits", "test_web_server",
-                     "test_booking_poison_worker", "test_reconcile_worker", "test_settlement_outbox"}
+                     "test_booking_poison_worker", "test_reconcile_worker", "test_settlement_outbox",
+                     "test_alerts_worker"}
 
 
 def pytest_collection_modifyitems(items):

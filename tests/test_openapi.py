@@ -94,7 +94,9 @@ def test_the_schema_is_public_json_and_describes_only_v1(live_server):
     assert len(r.headers["x-request-id"]) == 36
     schema = r.json()
     assert schema["openapi"].startswith("3.")
-    assert set(schema["paths"]) == {"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/models/{model_id}"}
+    assert set(schema["paths"]) == {"/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/models/{model_id}",
+                                    "/v1/responses", "/v1/responses/{response_id}",
+                                    "/v1/responses/{response_id}/input_items"}
     assert schema["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "bearerFormat": "sk-...",
         "description": "An API key of the organization: `Authorization: Bearer sk-...`."}
@@ -171,6 +173,13 @@ def error_envelope(ctx, response, case):
         assert isinstance(body["error"]["message"], str) and body["error"]["message"], body
         assert body["request_id"] == request_id, "envelope and x-request-id disagree"
         assert "Traceback" not in body["error"]["message"]
+    elif content_type.startswith("text/event-stream") and case.path == "/v1/responses":
+        events = [json.loads(block.split("data: ", 1)[1]) for block in response.content.decode().split("\n\n")
+                  if block]
+        assert events and [e["sequence_number"] for e in events] == list(range(len(events)))
+        assert events[-1]["type"] in ("response.completed", "response.incomplete", "response.failed"), events[-1]
+        if events[-1]["type"] != "response.failed":
+            assert "cost" in events[-1]["response"]["usage"], "the stream's last event carries no cost"
     elif content_type.startswith("text/event-stream"):
         events = [line[len("data: "):] for line in response.content.decode().split("\n\n") if line]
         assert events, "empty stream"
@@ -226,7 +235,7 @@ def test_the_live_gateway_conforms_to_its_schema(live_server, api_key, demo_only
         assert response.status_code == 401, response.status_code
 
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 4
+    assert len(operations) == 8
     for operation in operations:
         runs = [(strategy, 1, call) for strategy in operation.get_strategies_from_examples()]
         runs += [(operation.as_strategy(GenerationMode.POSITIVE).filter(_servable), MAX_EXAMPLES, call),
@@ -242,7 +251,8 @@ def test_the_live_gateway_conforms_to_its_schema(live_server, api_key, demo_only
     answered = {(label, ctype.split(";")[0]) for (label, status, ctype) in seen if status == 200}
     assert {("POST /v1/chat/completions", "application/json"), ("POST /v1/chat/completions", "text/event-stream"),
             ("POST /v1/embeddings", "application/json"), ("GET /v1/models", "application/json"),
-            ("GET /v1/models/{model_id}", "application/json")} <= answered, answered
+            ("GET /v1/models/{model_id}", "application/json"), ("POST /v1/responses", "application/json"),
+            ("POST /v1/responses", "text/event-stream")} <= answered, answered
 
 
 # -- found by fuzzing, not yet fixed in the gateway --------------------------------------

@@ -30,6 +30,18 @@ def _limit(value) -> str:
     return _usd(value) if value not in (None, "", "0") else "none"
 
 
+def _limit_or_off(value) -> str:
+    return "off" if value in (None, "") else _usd(value)
+
+
+def _webhook_changed(d) -> str:
+    old, new = d.get("old_url") or "", d.get("new_url") or ""
+    if not new:
+        return f"Removed the webhook URL {old}".rstrip()
+    made = " and made a new signing secret" if d.get("new_secret") else ""
+    return (f"Changed the webhook URL from {old} to {new}" if old else f"Set the webhook URL to {new}") + made
+
+
 PERIODS = {"none": "in all", "daily": "per UTC day", "weekly": "per UTC week", "monthly": "per UTC month"}
 
 
@@ -82,8 +94,13 @@ SENTENCES = {
     "balance.adjusted": lambda d, t: f"Adjusted the balance by {_usd(d.get('amount'))}{_balance(d)}",
     "credit_limit.changed": lambda d, t: f"Changed the credit limit from {_limit(d.get('old_limit'))} to "
                                          f"{_limit(d.get('new_limit'))}",
+    "low_balance_threshold.changed": lambda d, t: f"Changed the low-balance alert threshold from "
+                                                  f"{_limit_or_off(d.get('old_threshold'))} to "
+                                                  f"{_limit_or_off(d.get('new_threshold'))}",
+    "webhook.changed": lambda d, t: _webhook_changed(d),
     "code.minted": lambda d, t: f"Minted code {t}… worth {_usd(d.get('amount'))}",
     "code.redeemed": lambda d, t: f"Redeemed code {t}… for {_usd(d.get('amount'))}{_balance(d)}",
+    "response.deleted": lambda d, t: f"Deleted stored response {t} ({d.get('model')})",
 }
 
 

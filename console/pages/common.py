@@ -25,9 +25,11 @@ NAV = [
     ("keys", "API keys", "key"),
     ("usage", "Usage", "usage"),
     ("billing", "Billing", "billing"),
+    ("alerts", "Alerts", "alert"),
     ("models", "Models", "models"),
     ("quickstart", "Quickstart", "quickstart"),
     ("playground", "Playground", "playground"),
+    ("responses", "Stored responses", "responses"),
     ("members", "Members", "member"),
     ("audit", "Audit log", "audit"),
 ]

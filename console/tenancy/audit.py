@@ -32,6 +32,7 @@ ACTIONS = {
     "low_balance_threshold.changed": "Low-balance threshold changed",
     "code.minted": "Code minted",
     "code.redeemed": "Code redeemed",
+    "response.deleted": "Stored response deleted",
 }
 CODE_PREFIX_LENGTH = 8
 

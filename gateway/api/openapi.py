@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularJSONAPIView
 
+from .openapi_responses_schemas import RESPONSES_SCHEMAS
 from .openapi_schemas import SCHEMAS, ref
 
 
@@ -87,6 +88,11 @@ ERRORS = {
 }
 UNKNOWN_URL = ("unknown_url", _error(404, "invalid_request_error", "unknown_url",
                                      "Unknown request URL: GET /v1/nope."))
+PREVIOUS_NOT_FOUND = ("previous_response_not_found", _error(
+    404, "invalid_request_error", "previous_response_not_found", "Previous response with id 'resp_0' not found.",
+    "previous_response_id"))
+RESPONSE_NOT_FOUND = ("not_found", _error(404, "invalid_request_error", "not_found",
+                                          "No response found with id 'resp_0'.", "response_id"))
 
 
 def _error_responses(statuses, extra_404=()) -> dict:
@@ -182,6 +188,71 @@ embeddings = extend_schema(
     parameters=_headers(CHAT_STATUSES, answers=[200]),
 )
 
+responses_create = extend_schema(
+    operation_id="responses_create",
+    tags=["responses"],
+    summary="Create a response",
+    description="OpenAI's Responses API on the chat pipeline: translated for every upstream, metered and "
+                "charged as chat. Stored for the organization unless `store: false`.",
+    request={"application/json": ref("ResponseCreateRequest")},
+    examples=[
+        OpenApiExample("hello", request_only=True, summary="Non-streaming",
+                       value={"model": "demo:echo", "instructions": "Be brief.", "input": "Hello!"}),
+        OpenApiExample("stream", request_only=True, summary="Streaming",
+                       value={"model": "demo:echo", "stream": True, "input": "Hello!", "store": False}),
+    ],
+    responses={
+        (200, "application/json"): OpenApiResponse(
+            ref("Response"), description="application/json: the response, with usage and cost; "
+                                         "text/event-stream with `stream: true`: the Responses events."),
+        (200, "text/event-stream"): OpenApiResponse(ref("ResponseStreamEvent")),
+        **_error_responses([400, 401, 404, 413, 429, "4XX", 502, 503, 504], extra_404=[PREVIOUS_NOT_FOUND]),
+    },
+    parameters=_headers(CHAT_STATUSES, answers=[200]),
+)
+
+
+def _response_id_parameter():
+    return OpenApiParameter("response_id", OpenApiTypes.STR, OpenApiParameter.PATH,
+                            description="The `resp_…` id a POST answered.",
+                            examples=[OpenApiExample("unknown", value="resp_0")])
+
+
+response_retrieve = extend_schema(
+    operation_id="responses_retrieve",
+    tags=["responses"],
+    summary="Retrieve a stored response",
+    parameters=[_response_id_parameter(), *_headers([200, 401, 404], rate_limited=False)],
+    responses={200: OpenApiResponse(ref("Response")),
+               **_error_responses([401, 404], extra_404=[RESPONSE_NOT_FOUND])},
+)
+
+response_delete = extend_schema(
+    operation_id="responses_delete",
+    tags=["responses"],
+    summary="Delete a stored response",
+    parameters=[_response_id_parameter(), *_headers([200, 401, 404], rate_limited=False)],
+    responses={200: OpenApiResponse(ref("ResponseDeleted")),
+               **_error_responses([401, 404], extra_404=[RESPONSE_NOT_FOUND])},
+)
+
+response_input_items = extend_schema(
+    operation_id="responses_input_items_list",
+    tags=["responses"],
+    summary="List a stored response's input items",
+    parameters=[
+        _response_id_parameter(),
+        OpenApiParameter("limit", OpenApiTypes.INT, OpenApiParameter.QUERY, description="1 to 100, default 20."),
+        OpenApiParameter("order", OpenApiTypes.STR, OpenApiParameter.QUERY, enum=["asc", "desc"],
+                         description="`desc` (default): the newest item first."),
+        OpenApiParameter("after", OpenApiTypes.STR, OpenApiParameter.QUERY,
+                         description="An item id: the page after it."),
+        *_headers([200, 400, 401, 404], rate_limited=False),
+    ],
+    responses={200: OpenApiResponse(ref("ResponseItemList")),
+               **_error_responses([400, 401, 404], extra_404=[RESPONSE_NOT_FOUND])},
+)
+
 model_list = extend_schema(
     operation_id="models_list",
     tags=["models"],
@@ -214,7 +285,7 @@ def only_v1(endpoints):
 
 def add_components(result, generator, request, public):
     """Postprocessing: the hand-written schemas the views refer to; POST bodies are required."""
-    result.setdefault("components", {}).setdefault("schemas", {}).update(SCHEMAS)
+    result.setdefault("components", {}).setdefault("schemas", {}).update({**SCHEMAS, **RESPONSES_SCHEMAS})
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             if "requestBody" in operation:

@@ -98,15 +98,20 @@ def console_catalog(upstream, monkeypatch, settings):
 
 @pytest.fixture
 def people(org, alice, dave, bob):  # dave is the admin, bob a member
-    """Alpha Labs with history: named keys with usage, an invitation, a role change."""
+    """Alpha Labs with history: named keys with usage, an invitation, a role change, and the
+    low-balance alert that usage set off."""
+    from billing.alerts import deliveries_of
+    from billing.low_balance import set_low_balance_threshold
     from console.tenancy import actions as tenancy
     from console.tenancy.models import Membership
     from gateway.keys.api_keys import create_api_key
+    from gateway.models import StoredResponse
     from tests.console.test_usage import usage
 
     backend, _ = create_api_key(org, name="backend", created_by=alice, allowed_models=["deepseek:deepseek-chat"],
                                 rpm_limit=60, tpm_limit=100_000, spend_limit=Decimal("5"), budget_period="daily")
     batch, _ = create_api_key(org, name="nightly batch", created_by=alice)
+    set_low_balance_threshold(org.pk, Decimal("100"), actor=alice)  # the first request's cost crosses it
     for n, key in enumerate([backend, backend, batch, backend]):
         usage(org, key=key, model="deepseek:deepseek-chat", prompt=1200 + 300 * n, completion=80 + 10 * n,
               request_id=f"req-console-{n}")
@@ -115,4 +120,12 @@ def people(org, alice, dave, bob):  # dave is the admin, bob a member
                           accept_url_for=lambda token: tokens.append(token) or f"/invitations/{token}/")
     tenancy.change_role(Membership.objects.get(user=bob), "admin", actor=alice)
     tenancy.change_role(Membership.objects.get(user=bob), "member", actor=alice)
-    return {"invitation_token": tokens[0], "key": backend, "request_id": "req-console-0"}
+    StoredResponse.objects.create(
+        response_id="resp_console0", organization=org, api_key=backend, model="deepseek:deepseek-chat",
+        status="completed", input_items=[{"id": "msg_in0", "type": "message", "role": "user",
+                                          "content": [{"type": "input_text", "text": "Summarise the week"}]}],
+        output_items=[{"id": "msg_out0", "type": "message", "role": "assistant", "status": "completed",
+                       "content": [{"type": "output_text", "text": "A quiet week.", "annotations": []}]}],
+        usage={"input_tokens": 12, "output_tokens": 4, "total_tokens": 16, "cost": "0.0000076"})
+    return {"invitation_token": tokens[0], "key": backend, "request_id": "req-console-0",
+            "response_id": "resp_console0", "alert_delivery": deliveries_of(org).get()}

@@ -35,6 +35,8 @@ def examples(world) -> dict:
     return {
         "key_detail": {"pk": world["key"].pk},
         "usage_detail": {"request_id": world["request_id"]},
+        "alert_delivery": {"pk": world["alert_delivery"].pk},
+        "responses_detail": {"response_id": world["response_id"]},
         "billing_statement": {"month": f"{timezone.now():%Y-%m}"},
         "billing_statement_csv": {"month": f"{timezone.now():%Y-%m}"},
     }

@@ -25,7 +25,8 @@ def nav_of(page: str) -> list[str]:
 
 def test_owners_see_every_section(as_alice):
     assert nav_of(as_alice.get("/dashboard/").content.decode()) == [
-        "Dashboard", "API keys", "Usage", "Billing", "Models", "Quickstart", "Playground", "Members", "Audit log"]
+        "Dashboard", "API keys", "Usage", "Billing", "Alerts", "Models", "Quickstart", "Playground",
+        "Stored responses", "Members", "Audit log"]
 
 
 @pytest.mark.parametrize("browser", ["as_dave", "as_bob"])

@@ -1,0 +1,189 @@
+"""The Responses event stream, translated from the adapters' chat.completion.chunks.
+
+Metered exactly as the chat relay meters (gateway.relay): the upstream's usage when it
+reports one, else the prompt estimate and the text relayed; a stream cut after its first
+byte is charged what was relayed ("partial") and ends with `response.failed`, never
+`response.completed`. Closing it, read to the end or not, drops the upstream connection
+and records the outcome that SettlingStream settles.
+
+Events, as OpenAI sends them: response.created, response.in_progress, then per output item
+output_item.added, (content_part.added, output_text.delta…, output_text.done,
+content_part.done | function_call_arguments.delta…, function_call_arguments.done),
+output_item.done, and last response.completed (or response.incomplete when the output cap
+or a content filter cut the answer) carrying the whole response with its usage and cost.
+"""
+
+import logging
+
+from ..api.errors import GatewayError
+from ..metering import Exchange, Outcome, cost_of
+from ..parsing.encoding import encode
+from ..relay import _as_dict, _relayed_text
+from ..upstream.adapters import usage_from_openai
+from .responses_objects import failure, function_call_item, keep, message_item, new_id, output_text_part, response_object
+
+log = logging.getLogger(__name__)
+
+
+class ResponsesStream:
+    def __init__(self, first_chunk, chunks, exchange: Exchange):
+        self.chunks = chunks
+        self._events = _relay(first_chunk, chunks, exchange)
+
+    def __iter__(self):
+        return self._events
+
+    def close(self) -> None:
+        self._events.close()
+        self.chunks.close()  # a caller gone stops the generation it was paying for
+
+
+class _Events:
+    """The event sequence of one response: numbered, each output item opened and closed once."""
+
+    def __init__(self, exchange: Exchange):
+        self.exchange = exchange
+        self.sequence = 0
+        self.output: list[dict] = []  # the items, finished or not, in output order
+        self.open: dict | None = None  # the item being streamed
+        self.calls: dict[int, dict] = {}  # chat tool_calls index -> its function_call item
+        self.finish_reason = None
+
+    def event(self, kind: str, **fields) -> bytes:
+        payload = {"type": kind, "sequence_number": self.sequence, **fields}
+        self.sequence += 1
+        return _sse(kind, encode(payload))
+
+    def lifecycle(self, kind: str, response: dict, cost=None) -> bytes:
+        """An event carrying the whole response; `cost` goes into its usage, exact."""
+        head = encode({"type": kind, "sequence_number": self.sequence})
+        self.sequence += 1
+        return _sse(kind, head[:-1] + b',"response":' + encode(response, cost) + b"}")
+
+    def response(self, status: str, usage=None, error=None) -> dict:
+        return response_object(self.exchange, status, self.output, usage, self.finish_reason, error)
+
+    def _index(self, item: dict) -> int:
+        return self.output.index(item)
+
+    def _open(self, item: dict):
+        yield from self.close_open()
+        self.output.append(item)
+        self.open = item
+        yield self.event("response.output_item.added", output_index=self._index(item),
+                         item={**item, "status": "in_progress", **_empty(item)})
+
+    def text(self, delta: str):
+        item = self.open
+        if item is None or item["type"] != "message":
+            item = message_item(new_id("msg"), "", status="in_progress")
+            yield from self._open(item)
+            yield self.event("response.content_part.added", item_id=item["id"], output_index=self._index(item),
+                             content_index=0, part=output_text_part(""))
+        item["content"][0]["text"] += delta
+        yield self.event("response.output_text.delta", item_id=item["id"], output_index=self._index(item),
+                         content_index=0, delta=delta, logprobs=[])
+
+    def tool_call(self, call: dict):
+        index = call.get("index", 0)
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        item = self.calls.get(index)
+        if item is None:
+            item = function_call_item(new_id("fc"), str(call.get("id") or new_id("call")),
+                                      str(function.get("name") or ""), "", status="in_progress")
+            self.calls[index] = item
+            yield from self._open(item)
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            item["arguments"] += arguments
+            if item is self.open:  # a late fragment of a closed call is only in the final response
+                yield self.event("response.function_call_arguments.delta", item_id=item["id"],
+                                 output_index=self._index(item), delta=arguments)
+
+    def close_open(self):
+        item, self.open = self.open, None
+        if item is None:
+            return
+        index = self._index(item)
+        item["status"] = "completed"
+        if item["type"] == "message":
+            part = item["content"][0]
+            yield self.event("response.output_text.done", item_id=item["id"], output_index=index, content_index=0,
+                             text=part["text"], logprobs=[])
+            yield self.event("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
+                             part=part)
+        else:
+            yield self.event("response.function_call_arguments.done", item_id=item["id"], output_index=index,
+                             name=item["name"], arguments=item["arguments"])
+        yield self.event("response.output_item.done", output_index=index, item=item)
+
+    def chunk(self, chunk: dict):
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                yield from self.text(delta["content"])
+            for call in delta.get("tool_calls") or ():
+                if isinstance(call, dict):
+                    yield from self.tool_call(call)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+
+
+def _sse(kind: str, data: bytes) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def _empty(item: dict) -> dict:
+    """An item as output_item.added announces it: before any of its content."""
+    return {"content": []} if item["type"] == "message" else {"arguments": ""}
+
+
+def _relay(first_chunk, chunks, exchange: Exchange):
+    text = exchange.text
+    events = _Events(exchange)
+    usage = None
+    status, error = "client_gone", None
+    exchange.timing.first_byte()
+    try:
+        yield events.lifecycle("response.created", events.response("in_progress"))
+        yield events.lifecycle("response.in_progress", events.response("in_progress"))
+        chunk = first_chunk
+        while chunk is not None:
+            chunk = _as_dict(chunk, exchange.route.provider)
+            if chunk.get("usage") is not None:
+                usage = usage_from_openai(chunk["usage"]) or usage
+            text.count_relayed(_relayed_text(chunk))
+            for data in events.chunk(chunk):
+                yield data
+            chunk = next(chunks, None)
+        if usage is None:
+            usage = exchange.estimated_usage("estimated")  # the upstream never said: bill what was relayed
+        closing = list(events.close_open())
+        final = events.response("completed", usage)
+        keep(exchange, final, usage)  # before the last event: a GET right after it finds the response
+        kind = "response.completed" if final["status"] == "completed" else "response.incomplete"
+        status = "completed"
+        yield b"".join(closing) + events.lifecycle(kind, final, cost_of(usage, exchange.route))
+    except GatewayError as e:
+        status, error = "upstream_error", e
+        yield _failed(events, e)
+    except Exception:
+        log.exception("responses stream failed on request %s", exchange.request_id)
+        status = "upstream_error"
+        error = GatewayError("The gateway failed while relaying this stream.", code="internal_error",
+                             status=500, error_type="api_error")
+        yield _failed(events, error)
+    finally:
+        if status != "completed" and usage is None:
+            usage = exchange.estimated_usage("partial")
+        exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)
+
+
+def _failed(events: _Events, error: GatewayError) -> bytes:
+    for item in events.output:
+        if item["status"] == "in_progress":
+            item["status"] = "incomplete"
+    events.open = None
+    return events.lifecycle("response.failed", events.response("failed", error=failure(error)))
