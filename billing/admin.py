@@ -199,9 +199,9 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     fields = [
         "request_id", "organization", "api_key", "catalog_model", "model", "status", "http_status", "error_code",
-        "stream", "prompt_tokens", "completion_tokens", "cached_tokens", "reasoning_tokens", "basis",
-        "input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "cost_usd", "latency_ms", "ttft_ms",
-        "created_at", "reconciled_at", "ledger_entry",
+        "stream", "prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens",
+        "basis", "input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok", "cost_usd",
+        "latency_ms", "ttft_ms", "created_at", "reconciled_at", "ledger_entry",
     ]
     readonly_fields = fields
 

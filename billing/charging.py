@@ -25,6 +25,7 @@ class Prices:
     input_per_mtok: Decimal
     output_per_mtok: Decimal
     cached_input_per_mtok: Decimal | None
+    cache_write_per_mtok: Decimal | None = None  # Anthropic's cache creation; None: the input price
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,18 @@ class UsageEvent:
     started_at: str
     latency_ms: int
     ttft_ms: int | None
+    # Added after the first version: events queued before it have neither (0 and None).
+    cache_write_tokens: int = 0
+    cache_write_per_mtok: str | None = None
 
 
-def cost_of(prices: Prices, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:
+def cost_of(prices: Prices, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
+            cache_write_tokens: int = 0) -> Decimal:
     """The exact cost of a request's tokens at its prices: the one formula behind the
-    charge, the cost header and a stream's usage chunk."""
+    charge, the cost header and a stream's usage chunk (billing.money.token_cost says how
+    each bucket is priced, and why a cache write without its own price costs the input price)."""
     return token_cost(prompt_tokens, completion_tokens, prices.input_per_mtok, prices.output_per_mtok,
-                      cached_tokens, prices.cached_input_per_mtok)
+                      cached_tokens, prices.cached_input_per_mtok, cache_write_tokens, prices.cache_write_per_mtok)
 
 
 def worst_case_cost(prompt_tokens_bound: int, output_tokens_bound: int, prices: Prices) -> Decimal:
@@ -73,15 +79,21 @@ def usage_event(event_fields: dict, prices: Prices) -> tuple[Decimal, dict]:
     """The request's exact cost and its usage event (UsageEvent's fields, as a plain dict:
     this runs once per request, and dataclasses.asdict deep-copies)."""
     cost = cost_of(prices, event_fields["prompt_tokens"], event_fields["completion_tokens"],
-                   event_fields["cached_tokens"])
+                   event_fields["cached_tokens"], event_fields.get("cache_write_tokens", 0))
     priced = {
+        "cache_write_tokens": 0,
         **event_fields,
         "input_per_mtok": str(prices.input_per_mtok),
         "output_per_mtok": str(prices.output_per_mtok),
-        "cached_input_per_mtok": None if prices.cached_input_per_mtok is None else str(prices.cached_input_per_mtok),
+        "cached_input_per_mtok": _price(prices.cached_input_per_mtok),
+        "cache_write_per_mtok": _price(prices.cache_write_per_mtok),
         "cost": str(cost),
     }
     return cost, {name: priced[name] for name in EVENT_FIELDS}
+
+
+def _price(price: Decimal | None) -> str | None:
+    return None if price is None else str(price)
 
 
 def event_time(event: dict) -> datetime:

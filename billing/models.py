@@ -101,10 +101,14 @@ class UsageRecord(models.Model):
     completion_tokens = models.PositiveBigIntegerField(default=0)
     cached_tokens = models.PositiveBigIntegerField(default=0)
     reasoning_tokens = models.PositiveBigIntegerField(default=0)
+    # Of prompt_tokens, those written to the provider's prompt cache (Anthropic's cache
+    # creation), billed at cache_write_per_mtok (the input price when that is empty).
+    cache_write_tokens = models.PositiveBigIntegerField(default=0)
     basis = models.CharField(max_length=16, choices=Basis.choices)
     input_per_mtok = models.DecimalField(max_digits=20, decimal_places=10)
     output_per_mtok = models.DecimalField(max_digits=20, decimal_places=10)
     cached_input_per_mtok = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    cache_write_per_mtok = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     cost = MoneyField(default=ZERO)
     latency_ms = models.PositiveIntegerField(default=0)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)

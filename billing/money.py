@@ -45,13 +45,22 @@ def ceil_to_unit(amount: Decimal) -> Decimal:
 
 
 def token_cost(prompt_tokens: int, completion_tokens: int, input_per_mtok: Decimal, output_per_mtok: Decimal,
-               cached_tokens: int = 0, cached_input_per_mtok: Decimal | None = None) -> Decimal:
-    """The exact USD cost of a request. Cached prompt tokens are billed at the cached price
-    when the catalog has one, else like any prompt token."""
+               cached_tokens: int = 0, cached_input_per_mtok: Decimal | None = None,
+               cache_write_tokens: int = 0, cache_write_per_mtok: Decimal | None = None) -> Decimal:
+    """The exact USD cost of a request (billing.charging.cost_of is its one caller in the
+    product). prompt_tokens counts every input token; of those, cached_tokens (read from a
+    prompt cache) are billed at the cached price and cache_write_tokens (written to one,
+    Anthropic's cache creation) at the cache-write price, each when the catalog has one.
+    Without it they are billed like any prompt token: that is what the gateway charged
+    before it knew the bucket, so a catalog that names no such price is charged exactly
+    what it was, and a cache write is never free (Anthropic bills it above the input price,
+    so an operator who leaves the price out undercharges rather than gives tokens away)."""
     cached = min(cached_tokens, prompt_tokens) if cached_input_per_mtok is not None else 0
+    written = min(cache_write_tokens, prompt_tokens - cached) if cache_write_per_mtok is not None else 0
     total = (
-        (prompt_tokens - cached) * input_per_mtok
+        (prompt_tokens - cached - written) * input_per_mtok
         + cached * (cached_input_per_mtok or ZERO)
+        + written * (cache_write_per_mtok or ZERO)
         + completion_tokens * output_per_mtok
     ) / MILLION
     return ceil_to_unit(total) if total else ZERO

@@ -53,13 +53,19 @@ def _record(event: dict) -> UsageRecord:
         basis=event["basis"],
         input_per_mtok=Decimal(event["input_per_mtok"]),
         output_per_mtok=Decimal(event["output_per_mtok"]),
-        cached_input_per_mtok=(None if event["cached_input_per_mtok"] is None
-                               else Decimal(event["cached_input_per_mtok"])),
+        cached_input_per_mtok=_price(event["cached_input_per_mtok"]),
+        # Events queued before the cache-write bucket existed carry neither field.
+        cache_write_tokens=event.get("cache_write_tokens") or 0,
+        cache_write_per_mtok=_price(event.get("cache_write_per_mtok")),
         cost=Decimal(event["cost"]),
         latency_ms=event["latency_ms"],
         ttft_ms=event["ttft_ms"],
         created_at=event_time(event),
     )
+
+
+def _price(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
 
 
 # Failures that say nothing about the events (the database is unreachable, the schema is

@@ -29,13 +29,15 @@ log = logging.getLogger(__name__)
 
 
 def prices_of(route: Route) -> charging.Prices:
-    return charging.Prices(route.input_per_mtok, route.output_per_mtok, route.cached_input_per_mtok)
+    return charging.Prices(route.input_per_mtok, route.output_per_mtok, route.cached_input_per_mtok,
+                           route.cache_write_per_mtok)
 
 
 def cost_of(usage: Usage, route: Route) -> Decimal:
     """What settling will charge, for the header and the stream's usage chunk: billing's
     one cost rule on the route's prices."""
-    return charging.cost_of(prices_of(route), usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+    return charging.cost_of(prices_of(route), usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+                            usage.cache_write_tokens)
 
 
 class Timing:
@@ -190,6 +192,7 @@ class Exchange:
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
             "cached_tokens": usage.cached_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
             "reasoning_tokens": usage.reasoning_tokens,
             "basis": usage.basis,
             "started_at": self.timing.started_at.isoformat(),

@@ -45,6 +45,8 @@ class CatalogModel(models.Model):
     input_per_mtok = models.DecimalField(**PRICE)
     output_per_mtok = models.DecimalField(**PRICE)
     cached_input_per_mtok = models.DecimalField(**PRICE, null=True, blank=True)
+    # Prompt tokens written to the provider's cache (Anthropic's cache creation); empty: the input price.
+    cache_write_per_mtok = models.DecimalField(**PRICE, null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     context_window = models.PositiveIntegerField(null=True, blank=True)
     # More than one place serving this model: [{"base_url", "api_key_env", "weight"}, ...];

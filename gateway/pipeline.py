@@ -7,7 +7,9 @@
 4. admit         the worst-case cost on any candidate is held on the balance (and the
                  key's spend and rate limits), or the request is refused before any
                  upstream call. Then the database connection goes back to the pool.
-5. call          the upstream, failing over along the candidates before the first byte.
+5. call          the upstream, failing over along the candidates before the first byte:
+                 translated by the route's adapter, or, when the route speaks the surface's
+                 own protocol, the caller's body relayed as it came (relay_native).
 6. relay         the surface's encoder answers in the caller's shape, whole or streamed.
 7. settle        when the server closes the response (gateway.relay.SettlesOnClose): the
                  real cost replaces the hold, once, however the request ended.
@@ -15,6 +17,8 @@
 Failures before admission raise (the door answers them with gateway.api.errors'
 envelope); once admitted, every answer, error or not, is a response that settles.
 """
+
+from functools import partial
 
 from django.conf import settings
 from django.db import connections
@@ -48,12 +52,12 @@ def serve(surface: Surface, request, key, body: dict | None = None) -> HttpRespo
     _release_database_connections()
     exchange = Exchange(request.request_id, key, parsed, route, charge, timing, CapturedText(key.log_content))
     try:
-        response = _answer(surface, exchange, chain)
+        response = _answer(surface, exchange, chain, _native_headers(surface, request))
     except Exception as exc:  # noqa: BLE001 - admitted: whatever happened must still settle
         error = gateway_error(exc, exchange.request_id)
         status = "upstream_error" if isinstance(exc, GatewayError) else "error"
         exchange.outcome = Outcome(status, None, http_status=error.status_code, error_code=error.code)
-        response = envelope_response(error, exchange.request_id, SettlingResponse)
+        response = envelope_response(error, exchange.request_id, SettlingResponse, surface.error_encoding)
         response.exchange = exchange
     for name, value in charge.limit_headers.items():
         response[name] = value
@@ -75,14 +79,20 @@ def _worst_case(request, route: Route):
                                     request.output_bound(route.max_output_tokens), prices_of(route))
 
 
-def _answer(surface: Surface, exchange: Exchange, chain: list[Route]) -> HttpResponse:
+def _native_headers(surface: Surface, request) -> dict:
+    """The caller's headers meant for an upstream of its own protocol (anthropic-beta)."""
+    return {name: request.headers[name] for name in surface.native_headers if name in request.headers}
+
+
+def _answer(surface: Surface, exchange: Exchange, chain: list[Route], native_headers: dict) -> HttpResponse:
     request = exchange.request
+    call = partial(_call, surface, request=request, native_headers=native_headers)
     if request.stream:
-        served, (first, chunks) = call_with_failover(chain, lambda route: _open_stream(route, request.for_route(route)))
+        served, (first, chunks) = call_with_failover(chain, lambda route: _first_chunk(route, call(route)))
         exchange.served_by(served)
         response = SettlingStream(surface.encode_stream(exchange, first, chunks), exchange)
     else:
-        served, completion = call_with_failover(chain, lambda route: _call(route, request.for_route(route)))
+        served, completion = call_with_failover(chain, call)
         exchange.served_by(served)
         body, usage = surface.encode_answer(exchange, completion)
         exchange.timing.first_byte()
@@ -97,14 +107,20 @@ def _answer(surface: Surface, exchange: Exchange, chain: list[Route]) -> HttpRes
     return response
 
 
-def _call(route: Route, request):
-    if isinstance(request, EmbeddingRequest):
-        return adapter_for(route).embed(route, request)
-    return adapter_for(route).complete(route, request)
+def _call(surface: Surface, route: Route, request, native_headers: dict):
+    """One upstream call: the caller's own format relayed when the route speaks it, else
+    the request translated by the route's adapter. A stream's chunks, or the whole answer."""
+    adapter, routed = adapter_for(route), request.for_route(route)
+    if surface.relays_natively(route):
+        return adapter.relay_native(route, routed, native_headers)
+    if request.stream:
+        return adapter.stream(route, routed)
+    if isinstance(routed, EmbeddingRequest):
+        return adapter.embed(route, routed)
+    return adapter.complete(route, routed)
 
 
-def _open_stream(route: Route, request):
-    chunks = adapter_for(route).stream(route, request)
+def _first_chunk(route: Route, chunks):
     # Wait for the first chunk before answering 200: an upstream that fails at once can
     # still be failed over, or give the caller a proper error status.
     first = next(chunks, None)

@@ -7,11 +7,17 @@
 - claude-cached: like ok, with 100 cache-read and 10 cache-creation input tokens.
 - claude-overloaded: HTTP 529 overloaded_error.  claude-bad-request: HTTP 400.
 - claude-error-event: streams one text delta, then an error event.
-Every request is recorded in `.requests` as {"path", "headers", "body"}.
+- claude-cut: streams one text delta, then drops the connection; not streamed, it
+  announces more body than it sends.  claude-slow: waits 3 s before answering.
+- claude-server-error: HTTP 500 api_error.
+`POST /v1/messages/count_tokens` answers {"input_tokens": 42} for any model.
+Every request is recorded in `.requests` as {"path", "headers", "body", "raw"} (raw: the
+body's bytes as they came).
 """
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOKENS = ["Hello", " from", " Claude"]
@@ -51,12 +57,28 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.loads(raw or b"{}")
         self.server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                     "body": body})
+                                     "body": body, "raw": raw})
         model = body.get("model", "")
+        if self.path == "/v1/messages/count_tokens":
+            return self._json(200, {"input_tokens": 42})
         if self.path != "/v1/messages":
             return self._json(404, {"type": "error", "error": {"type": "not_found_error", "message": "no route"}})
+        if model == "claude-slow":
+            time.sleep(3)
+        if model == "claude-server-error":
+            return self._json(500, {"type": "error", "error": {"type": "api_error", "message": "Internal"}})
+        if model == "claude-cut" and not body.get("stream"):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"id": "msg_1", "type"')
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if model == "claude-overloaded":
             return self._json(529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
         if model == "claude-bad-request":
@@ -100,6 +122,9 @@ class Handler(BaseHTTPRequestHandler):
                                                                      "message": "Overloaded"}})
                     self.wfile.write(b"0\r\n\r\n")
                     return
+                if model == "claude-cut":
+                    self.close_connection = True
+                    return  # the connection drops mid-body
             stop = "end_turn"
         self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
         self._event("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop},

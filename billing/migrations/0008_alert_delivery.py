@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0006_account_low_balance_threshold'),
+        ('billing', '0007_usage_cache_write'),
         ('console', '0005_organization_webhook'),
     ]
 

@@ -124,6 +124,7 @@ def detail(request, request_id):
         "prices": {
             "input": usd(record.input_per_mtok),
             "cached": None if record.cached_input_per_mtok is None else usd(record.cached_input_per_mtok),
+            "cache_write": None if record.cache_write_per_mtok is None else usd(record.cache_write_per_mtok),
             "output": usd(record.output_per_mtok),
         },
         "entry": entry,

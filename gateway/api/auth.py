@@ -18,6 +18,13 @@ def key_from_authorization(header: str) -> KeyIdentity:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret:
         raise InvalidApiKey("Malformed Authorization header. Send 'Authorization: Bearer sk-...'.")
+    return key_from_secret(secret)
+
+
+def key_from_secret(secret: str) -> KeyIdentity:
+    """The caller a bare secret names (from Authorization: Bearer, or Anthropic's x-api-key)."""
+    if len(secret) > MAX_AUTHORIZATION_BYTES:
+        raise InvalidApiKey(f"Malformed API key: it is longer than {MAX_AUTHORIZATION_BYTES} bytes.")
     if secret != secret.strip():
         raise InvalidApiKey("The API key has leading or trailing whitespace; copy it again exactly.")
     if not looks_like_secret(secret):
@@ -41,3 +48,16 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return 'Bearer realm="mixgateway"'
+
+
+class AnthropicKeyAuthentication(ApiKeyAuthentication):
+    """Anthropic's clients send the key as `x-api-key` (Claude Code with ANTHROPIC_API_KEY)
+    or as a bearer token (ANTHROPIC_AUTH_TOKEN); x-api-key wins when both are sent."""
+
+    def authenticate(self, request):
+        secret = request.META.get("HTTP_X_API_KEY")
+        if secret is None:
+            return super().authenticate(request)
+        if not secret:
+            raise InvalidApiKey("Empty x-api-key header. Send 'x-api-key: sk-...'.")
+        return (None, key_from_secret(secret))

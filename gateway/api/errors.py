@@ -1,5 +1,7 @@
-"""OpenAI's error envelope, with our request id, for every failure on /v1: `gateway_error`
-is the one place an exception becomes what the caller is told (DESIGN.md's table)."""
+"""The error envelope, with our request id, for every failure on /v1: `gateway_error` is
+the one place an exception becomes what the caller is told (DESIGN.md's table), and an
+encoding says it in the caller's dialect: OpenAI's envelope (`openai_error`, every surface
+but one) or Anthropic's (`anthropic_error`, /v1/messages)."""
 
 import logging
 
@@ -109,17 +111,56 @@ class UpstreamError(GatewayError):
     code = "upstream_error"
 
 
+class UpstreamOverloaded(UpstreamError):
+    """The upstream said it is overloaded (Anthropic's 529): a failure like any other to an
+    OpenAI caller, and Anthropic's own 529 overloaded_error to a Messages caller."""
+
+
 class UpstreamTimeout(GatewayError):
     status_code = 504
     error_type = "api_error"
     code = "upstream_timeout"
 
 
-def envelope_response(error: GatewayError, request_id: str | None, response_class=HttpResponse) -> HttpResponse:
-    response = response_class(encode(error.body(request_id)), content_type="application/json",
-                              status=error.status_code)
+def openai_error(error: GatewayError, request_id: str | None) -> tuple[int, dict]:
+    """(status, body) in OpenAI's envelope: the table in DESIGN.md as it stands."""
+    return error.status_code, error.body(request_id)
+
+
+def anthropic_error_type(error: GatewayError) -> tuple[int, str]:
+    """The same error in Anthropic's terms (DESIGN.md, "Agent-era surfaces"): money is 402
+    billing_error, an overloaded upstream 529; every other status keeps its meaning."""
+    status = error.status_code
+    if error.code == "insufficient_quota":
+        return 402, "billing_error"
+    if isinstance(error, UpstreamOverloaded):
+        return 529, "overloaded_error"
+    if isinstance(error, UpstreamTimeout):
+        return 504, "timeout_error"
+    if status >= 500:
+        return status, "api_error"
+    return status, ANTHROPIC_TYPES.get(status, "invalid_request_error")
+
+
+ANTHROPIC_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                   413: "request_too_large", 429: "rate_limit_error"}
+
+
+def anthropic_error(error: GatewayError, request_id: str | None) -> tuple[int, dict]:
+    """(status, body) in Anthropic's envelope, as its SDKs and Claude Code read it."""
+    status, error_type = anthropic_error_type(error)
+    return status, {"type": "error", "error": {"type": error_type, "message": error.message},
+                    "request_id": request_id}
+
+
+def envelope_response(error: GatewayError, request_id: str | None, response_class=HttpResponse,
+                      encoding=openai_error) -> HttpResponse:
+    status, body = encoding(error, request_id)
+    response = response_class(encode(body), content_type="application/json", status=status)
     for name, value in error.headers.items():
         response[name] = value
+    if encoding is anthropic_error:
+        response["request-id"] = request_id or ""  # where Anthropic's SDKs look for it
     return response
 
 
@@ -144,18 +185,23 @@ def gateway_error(exc: BaseException, request_id: str | None) -> GatewayError:
                         status=500, error_type="api_error")
 
 
-def refusal_response(exc: BaseException, request_id: str | None) -> HttpResponse:
+def refusal_response(exc: BaseException, request_id: str | None, encoding=openai_error) -> HttpResponse:
     """The answer to a request refused before it was admitted (bad key, body, model,
     limits, balance, an outage), counted as refused; an admitted request is counted when
     it settles (gateway.pipeline)."""
     error = gateway_error(exc, request_id)
     request_refused(error.code)
-    return envelope_response(error, request_id)
+    return envelope_response(error, request_id, encoding=encoding)
 
 
 def exception_handler(exc, context):
     """DRF's hook: the same envelope as every other door."""
     return refusal_response(exc, getattr(context.get("request"), "request_id", None))
+
+
+def anthropic_exception_handler(exc, context):
+    """DRF's hook for the Messages views: the same errors in Anthropic's envelope."""
+    return refusal_response(exc, getattr(context.get("request"), "request_id", None), anthropic_error)
 
 
 class JsonOnlyNegotiation(BaseContentNegotiation):

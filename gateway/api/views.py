@@ -10,14 +10,15 @@ from rest_framework.views import APIView
 
 from . import openapi
 from .. import pipeline
-from .auth import ApiKeyAuthentication
+from .auth import AnthropicKeyAuthentication, ApiKeyAuthentication
 from ..routing.availability import NOT_CONFIGURED, model_availability
 from ..routing.catalog import models_for_key, resolve_route
 from ..parsing.encoding import encode
-from .errors import GatewayError, envelope_response
+from .errors import GatewayError, anthropic_exception_handler, envelope_response
 from ..models import CatalogModel
 from ..surfaces.chat import CHAT
 from ..surfaces.embeddings import EMBEDDINGS
+from ..surfaces.messages import MESSAGES, count_tokens
 
 
 def json_response(payload: dict, status: int = 200) -> HttpResponse:
@@ -50,6 +51,33 @@ class EmbeddingsView(ApiView):
     @openapi.embeddings
     def post(self, request):
         return pipeline.serve(EMBEDDINGS, request, request.auth)
+
+
+class AnthropicApiView(ApiView):
+    """Anthropic's API as its SDKs and Claude Code call it: the key in x-api-key or as a
+    bearer token, every error in Anthropic's envelope, the request id where they read it.
+    Left out of /v1/openapi.json: the contract is Anthropic's published API."""
+
+    authentication_classes = [AnthropicKeyAuthentication]
+    schema = None
+
+    def get_exception_handler(self):
+        return anthropic_exception_handler
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["request-id"] = request.request_id
+        return response
+
+
+class MessagesView(AnthropicApiView):
+    def post(self, request):
+        return pipeline.serve(MESSAGES, request, request.auth)
+
+
+class CountTokensView(AnthropicApiView):
+    def post(self, request):
+        return count_tokens(request, request.auth)
 
 
 def _model_object(model) -> dict:

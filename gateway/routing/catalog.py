@@ -43,6 +43,7 @@ class Route:
     auth_header: str = ""
     headers: tuple[tuple[str, str], ...] = ()
     query_params: tuple[tuple[str, str], ...] = ()
+    cache_write_per_mtok: Decimal | None = None
 
     @property
     def deployment_id(self) -> str:
@@ -69,6 +70,7 @@ def route_from_model(m: CatalogModel) -> Route:
         input_per_mtok=m.input_per_mtok,
         output_per_mtok=m.output_per_mtok,
         cached_input_per_mtok=m.cached_input_per_mtok,
+        cache_write_per_mtok=m.cache_write_per_mtok,
         max_output_tokens=m.max_output_tokens,
         context_window=m.context_window,
         enabled=m.enabled and p.enabled,

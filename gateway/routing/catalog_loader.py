@@ -17,7 +17,7 @@ PROVIDER_KEYS = {"protocol", "base_url", "api_key_env", "timeout_seconds", "mode
                  "auth_header", "headers", "query_params"}
 OPENAI_ONLY_KEYS = ("auth_header", "headers", "query_params")
 MODEL_KEYS = {
-    "input_per_mtok", "output_per_mtok", "upstream_model", "cached_input_per_mtok",
+    "input_per_mtok", "output_per_mtok", "upstream_model", "cached_input_per_mtok", "cache_write_per_mtok",
     "max_output_tokens", "context_window", "deployments", "fallbacks",
 }
 DEPLOYMENT_KEYS = {"base_url", "api_key_env", "weight"}
@@ -226,6 +226,9 @@ def parse_catalog(text: str) -> tuple[dict[str, dict], dict[str, str]]:
                 "output_per_mtok": _price(mspec.get("output_per_mtok"), f"{mwhere}.output_per_mtok"),
                 "cached_input_per_mtok": _price(
                     mspec.get("cached_input_per_mtok"), f"{mwhere}.cached_input_per_mtok", required=False
+                ),
+                "cache_write_per_mtok": _price(
+                    mspec.get("cache_write_per_mtok"), f"{mwhere}.cache_write_per_mtok", required=False
                 ),
                 "max_output_tokens": _positive_int(mspec.get("max_output_tokens"), f"{mwhere}.max_output_tokens"),
                 "context_window": _positive_int(mspec.get("context_window"), f"{mwhere}.context_window"),

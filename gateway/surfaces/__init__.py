@@ -10,6 +10,7 @@ module here that builds a `Surface`.
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from ..api.errors import openai_error
 from ..upstream.adapters import Completion, Usage
 
 
@@ -22,6 +23,16 @@ class Surface:
     encode_answer: Callable[[object, Completion], tuple[dict, Usage]]
     # (exchange, first chunk, the rest) -> the stream's bytes, closable; None: never streams.
     encode_stream: Callable[[object, object, object], Iterable[bytes]] | None = None
+    # How its errors are said (gateway.api.errors: openai_error or anthropic_error).
+    error_encoding: Callable = openai_error
+    # The upstream protocol that speaks this surface's own format, if one does: a route of
+    # that protocol gets the caller's body relayed (its adapter's relay_native) rather
+    # than translated, with these caller headers (lower-case names) passed on.
+    native_protocol: str | None = None
+    native_headers: tuple[str, ...] = ()
+
+    def relays_natively(self, route) -> bool:
+        return route.protocol == self.native_protocol
 
 
 def openai_answer(body: dict, usage: Usage, caller_model: str) -> dict:

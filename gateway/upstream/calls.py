@@ -15,7 +15,7 @@ from django.conf import settings
 
 from . import http1
 from ..parsing.encoding import loads
-from ..api.errors import GatewayError, UpstreamError, UpstreamTimeout
+from ..api.errors import GatewayError, UpstreamError, UpstreamOverloaded, UpstreamTimeout
 from .redaction import redact
 from .upstream_keys import decrypt
 
@@ -149,6 +149,8 @@ def error_from_response(resp: http1.Response, provider: str, streamed: bool) -> 
         )
     if status == 504:
         return UpstreamTimeout(f"The upstream provider '{provider}' timed out (HTTP 504).")
+    if status == 529 or error.get("type") == "overloaded_error":
+        return UpstreamOverloaded(f"The upstream provider '{provider}' is overloaded (HTTP {status}).")
     return UpstreamError(f"The upstream provider '{provider}' failed (HTTP {status}).")
 
 

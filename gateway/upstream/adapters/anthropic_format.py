@@ -133,14 +133,30 @@ def to_anthropic(route, chat) -> dict:
 
 
 def usage_from_anthropic(usage: dict, previous: Usage | None = None) -> Usage:
-    """Anthropic counts cached prompt tokens apart from input_tokens; OpenAI's prompt_tokens
-    include them, with the cached part in prompt_tokens_details."""
-    cached = usage.get("cache_read_input_tokens") or 0
-    created = usage.get("cache_creation_input_tokens") or 0
-    prompt = (usage.get("input_tokens") or 0) + cached + created
-    if previous is not None and not usage.get("input_tokens"):
-        prompt, cached = previous.prompt_tokens, previous.cached_tokens
-    return Usage(prompt_tokens=prompt, completion_tokens=usage.get("output_tokens") or 0, cached_tokens=cached)
+    """Anthropic counts the prompt in three parts: input_tokens (neither read from nor
+    written to the cache), cache_read_input_tokens and cache_creation_input_tokens. The
+    gateway's prompt_tokens is their sum (OpenAI's convention), with the cached part in
+    cached_tokens and the cache write in cache_write_tokens. A stream's message_delta
+    carries cumulative counts, and only those that apply: what it leaves out stays as
+    message_start said."""
+    def count(name: str, before: int) -> int:
+        value = usage.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else before
+
+    before = previous or Usage(0, 0)
+    read = count("cache_read_input_tokens", before.cached_tokens)
+    created = count("cache_creation_input_tokens", before.cache_write_tokens)
+    uncached = count("input_tokens", before.prompt_tokens - before.cached_tokens - before.cache_write_tokens)
+    return Usage(prompt_tokens=uncached + read + created, completion_tokens=count("output_tokens", 0),
+                 cached_tokens=read, cache_write_tokens=created)
+
+
+def anthropic_usage(usage: Usage) -> dict:
+    """The gateway's usage in Anthropic's three prompt parts (usage_from_anthropic undone)."""
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+    return {"input_tokens": usage.prompt_tokens - cached - written, "output_tokens": usage.completion_tokens,
+            "cache_creation_input_tokens": written, "cache_read_input_tokens": cached}
 
 
 def from_anthropic(answer: dict) -> tuple[dict, Usage]:

@@ -18,12 +18,17 @@ from ...parsing.encoding import loads
 
 @dataclass
 class Usage:
+    """Token counts in OpenAI's convention: prompt_tokens counts every input token, those
+    read from a prompt cache (cached_tokens) and those written to one (cache_write_tokens,
+    Anthropic's cache creation) included; completion_tokens include reasoning_tokens."""
+
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     # provider: the upstream counted; estimated: we counted; partial: the answer was cut
     basis: str = "provider"
+    cache_write_tokens: int = 0
 
     def as_openai(self) -> dict:
         usage = {
@@ -87,6 +92,15 @@ class ProviderAdapter:
         Closing the iterator must release the upstream connection at once.
         """
         raise NotImplementedError
+
+
+    def relay_native(self, route: Route, request, headers: dict):
+        """The caller's own request, in this protocol's format, relayed as it came but for
+        its model (a surface whose native_protocol is this one asks for it), with the
+        caller's `headers` meant for this protocol: a Completion whose body is in this
+        protocol's format, or, for a stream, its events. Errors as stream() says."""
+        raise InvalidRequest(f"The model '{route.public_id}' cannot take this request as it is.",
+                             code="model_not_supported", param="model")
 
 
 # The top-level "model" member, found only in the part of a chunk before "choices", where
