@@ -18,14 +18,14 @@ CATALOG = """  benchanthropic:
 UPSTREAMS = {"openai": "bench:chat", "anthropic": "benchanthropic:chat"}
 
 
-def _bodies(model: str) -> dict:
+def _bodies(model: str, cap: int) -> dict:
     return {
         "chat": ("/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "Say hello"}],
-                                          "max_tokens": 16}),
+                                          "max_tokens": cap}),
         # store: false, as Codex sends it; a stored response adds a database write.
-        "responses": ("/v1/responses", {"model": model, "input": "Say hello", "max_output_tokens": 16,
+        "responses": ("/v1/responses", {"model": model, "input": "Say hello", "max_output_tokens": cap,
                                         "store": False}),
-        "messages": ("/v1/messages", {"model": model, "max_tokens": 16,
+        "messages": ("/v1/messages", {"model": model, "max_tokens": cap,
                                       "messages": [{"role": "user", "content": "Say hello"}]}),
     }
 
@@ -36,7 +36,9 @@ SCENARIOS = [("openai", "chat"), ("openai", "responses"), ("openai", "messages")
 
 
 def body(surface: str, stream: bool, upstream: str = "openai") -> tuple[str, bytes]:
-    path, fields = _bodies(UPSTREAMS[upstream])[surface]
+    # The mock reports a token per chunk: a stream's cap covers its 20, or every stream
+    # would be an overrun of its reservation (and log a warning), as in bench/run.py.
+    path, fields = _bodies(UPSTREAMS[upstream], 20 if stream else 16)[surface]
     return path, json.dumps({**fields, "stream": True} if stream else fields).encode()
 
 
