@@ -37,14 +37,16 @@ def _installed() -> bool:
 @pytest.fixture(scope="session")
 def agent_binaries() -> dict[str, Path]:
     """{"claude": path, "codex": path}, installing the pinned packages when missing."""
-    npm = shutil.which("npm")
-    if npm is None:
-        _unavailable("npm is not installed (Node 20+ and npm are needed for the agent CLIs)")
+    if shutil.which("node") is None:  # Codex's launcher is a Node script
+        _unavailable("Node.js is not installed (Node 20+ and npm are needed for the agent CLIs)")
     AGENTS_DIR.mkdir(parents=True, exist_ok=True)
     # Parallel test workers share the folder: one installs, the others wait for it.
     with open(AGENTS_DIR.parent / "agents.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not _installed():
+            npm = shutil.which("npm")
+            if npm is None:
+                _unavailable("npm is not installed (needed once, to install the agent CLIs into var/agents)")
             done = subprocess.run([npm, "install", "--prefix", str(AGENTS_DIR), "--no-audit", "--no-fund",
                                    "--no-save", *PACKAGES], capture_output=True, text=True, timeout=600)
             if done.returncode != 0 or not _installed():
