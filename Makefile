@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test bench check clean
+.PHONY: install run test bench bench-tenants bench-history bench-booking check clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,27 @@ test: install
 # Needs PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL, default: local servers).
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# 10,000 organizations and 200,000 keys against one of each (docs/performance.md, "Tenants,
+# keys and Redis"); --write puts the table into the page.
+bench-tenants: install
+	$(PY) bench/tenants.py $(BENCH_ARGS)
+
+# How cost grows with history (docs/performance.md, "How cost grows"): make a history of
+# HISTORY_RECORDS usage records with COPY (minutes), then time every page on it. Both use
+# HISTORY_DATABASE_URL, a database of their own that the generator migrates and fills.
+HISTORY_RECORDS ?= 10000000
+HISTORY_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/mixgateway_history
+bench-history: install
+	DATABASE_URL=$(HISTORY_DATABASE_URL) $(PY) manage.py migrate --noinput
+	DATABASE_URL=$(HISTORY_DATABASE_URL) $(PY) bench/history.py --records $(HISTORY_RECORDS)
+	DATABASE_URL=$(HISTORY_DATABASE_URL) $(PY) bench/history_measure.py
+
+# Usage events per second booked into PostgreSQL by 1 and 2 booking processes.
+bench-booking: install
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mixgateway_booking} \
+	REDIS_URL=$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/3} sh -c \
+	  '$(PY) manage.py migrate --noinput && $(PY) bench/booking.py $(BOOKING_ARGS)'
 
 check: install
 	$(PY) manage.py check

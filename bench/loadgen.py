@@ -113,3 +113,29 @@ async def hold_streams(host: str, port: int, path: str, body: bytes, headers: di
 
     tasks = [asyncio.create_task(one()) for _ in range(count)]
     return tasks, lambda: opened
+
+
+async def run_each(host: str, port: int, requests: list[bytes], concurrency: int) -> Result:
+    """Send each of `requests` once (e.g. each with another key), over `concurrency`
+    keep-alive connections taking the next one in turn."""
+    result = Result()
+    pending = iter(requests)
+    began = time.perf_counter()
+
+    async def connection():
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for request in pending:
+                started = time.perf_counter()
+                writer.write(request)
+                status = await _read_response(reader, started, result)
+                if status == 200:
+                    result.latencies.append(time.perf_counter() - started)
+                else:
+                    result.errors += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    result.elapsed = time.perf_counter() - began
+    return result

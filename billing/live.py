@@ -1,9 +1,9 @@
 """Live money: what the request path may spend, held and settled without PostgreSQL.
 
-This module owns all of it: the Redis key layout, the scripts (billing.live_scripts), the
-rate window and the available-balance rule. Per organization the store keeps the ledger's
-balance and head, the credit limit, open holds and pending costs (settled, not yet
-booked). What a new request may hold is
+This module owns all of it: the Redis key layout (billing.live_layout), the scripts
+(billing.live_scripts), the rate window and the available-balance rule. Per organization
+the store keeps the ledger's balance and head, the credit limit, open holds and pending
+costs (settled, not yet booked). What a new request may hold is
 
     balance + limit - pending - held
 
@@ -14,10 +14,10 @@ Settling queues the request's usage event in a stream; billing.reconcile books t
 into the ledger and pushes the new balances back (apply_ledger), which takes them out of
 pending only for events still pending, so a retried booking never counts a cost twice.
 
-With REDIS_URL the store is that Redis, shared by every process. The embedded default runs
-the same scripts on an in-process Redis (fakeredis), books each settlement at once, and,
-since other processes (the credit command) write the ledger, refreshes an account from it
-every GATEWAY_CACHE_SECONDS.
+With REDIS_URL the store is that Redis (or Redis Cluster), shared by every process. The
+embedded default runs the same scripts on an in-process Redis (fakeredis), books each
+settlement at once, and, since other processes (the credit command) write the ledger,
+refreshes an account from it every GATEWAY_CACHE_SECONDS.
 """
 
 import logging
@@ -33,15 +33,16 @@ from django.db import connection
 
 from . import live_scripts as scripts
 from .charging import InsufficientBalance, KeySpendLimitReached, Prices, usage_event
+from .live_layout import Layout
 from .models import Account, UsageDailyRollup, UsageRecord
 from .money import from_units, to_units
-from .redis_pool import get_redis
+from .redis_pool import UNAVAILABLE, get_redis
 
 log = logging.getLogger("mixgateway.billing")
 
 WINDOW_SECONDS = 60  # a key's minute starts with its first request and lasts this long
 GROUP = "reconcilers"  # the usage events' consumer group
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
+UNREACHABLE = UNAVAILABLE
 
 __all__ = ["Admitted", "InsufficientBalance", "KeySpendLimitReached", "LimitState", "LiveStoreUnavailable",
            "RateLimited", "Snapshot", "admit", "settle", "release"]
@@ -87,43 +88,14 @@ class LiveStoreUnavailable(redis.ConnectionError):
     (A redis.ConnectionError, so handlers of either see it.)"""
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Where everything lives in Redis, under BILLING_REDIS_PREFIX."""
-
-    prefix: str
-
-    def account(self, org_id: int) -> str:
-        return f"{self.prefix}:acct:{org_id}"
-
-    @property
-    def holds(self) -> str:
-        return f"{self.prefix}:holds"
-
-    @property
-    def stream(self) -> str:
-        return f"{self.prefix}:usage-events"
-
-    def key_spend(self, key_id) -> str:
-        return f"{self.prefix}:keyspend:{key_id}"
-
-    def window(self, key_id: int) -> tuple[str, str]:
-        """The key's minute: requests, tokens."""
-        return f"{self.prefix}:rl:{key_id}:r", f"{self.prefix}:rl:{key_id}:t"
-
-    @staticmethod
-    def hold_member(org_id: int, key_id: int, request_id: str) -> str:
-        """A request's holds in the holds set, scored by when they expire."""
-        return f"{org_id}:{key_id}:{request_id}"
-
-
 class _Store:
     def __init__(self, client, prefix: str, embedded: bool):
         self.redis = client
-        self.layout = Layout(prefix)
+        self.layout = Layout(prefix, 1 if embedded else settings.BILLING_REDIS_SHARDS)
         self.embedded = embedded
         self.refreshed: dict[int, float] = {}  # embedded: when each account last met the ledger
-        self.group_ready = False
+        self.groups_ready: set[int] = set()  # the shards whose consumer group exists
+        self.next_shard = 0  # where the next read of usage events starts: no shard waits behind another
         self.admit = client.register_script(scripts.ADMIT)
         self.unadmit = client.register_script(scripts.UNADMIT)
         self.settle = client.register_script(scripts.SETTLE)
@@ -190,7 +162,8 @@ def _admit(store: _Store, key, request_id: str, amount: Decimal) -> Admitted:
         refreshed = store.refreshed.get(org_id)
         if refreshed is None or time.monotonic() - refreshed > settings.GATEWAY_CACHE_SECONDS:
             _load_account(store, org_id)
-    keys = [*lay.window(key.key_id), lay.key_spend(key.key_id), lay.account(org_id), lay.holds]
+    keys = [*lay.window(org_id, key.key_id), lay.key_spend(org_id, key.key_id), lay.account(org_id),
+            lay.holds(lay.shard_of(org_id))]
     member = lay.hold_member(org_id, key.key_id, request_id)
     rate_limited = bool(key.rpm_limit or key.tpm_limit)
     args = [key.rpm_limit or 0, key.tpm_limit or 0, WINDOW_SECONDS * 1000, request_id, units,
@@ -203,8 +176,8 @@ def _admit(store: _Store, key, request_id: str, amount: Decimal) -> Admitted:
         spend_missing, account_missing = values
         if spend_missing:
             pipe = store.redis.pipeline(transaction=False)
-            pipe.hsetnx(lay.key_spend(key.key_id), "spent", key_spend_booked(key.key_id))
-            pipe.hsetnx(lay.key_spend(key.key_id), "held", 0)
+            pipe.hsetnx(lay.key_spend(org_id, key.key_id), "spent", key_spend_booked(key.key_id))
+            pipe.hsetnx(lay.key_spend(org_id, key.key_id), "held", 0)
             pipe.execute()
         if account_missing:
             _load_account(store, org_id)
@@ -240,9 +213,11 @@ def settle(key, event_fields: dict, prices: Prices, tokens: int) -> tuple[Decima
     store = _live()
     lay = store.layout
     org_id, request_id = event["organization_id"], event["request_id"]
+    shard = lay.shard_of(org_id)
     try:
         balance, pending = store.settle(
-            keys=[lay.account(org_id), lay.holds, lay.stream, lay.key_spend(key.key_id), lay.window(key.key_id)[1]],
+            keys=[lay.account(org_id), lay.holds(shard), lay.stream(shard), lay.key_spend(org_id, key.key_id),
+                  lay.window(org_id, key.key_id)[1]],
             args=[request_id, to_units(cost), orjson.dumps(event).decode(),
                   lay.hold_member(org_id, key.key_id, request_id), 1 if key.spend_limit is not None else 0,
                   tokens if key.tpm_limit else 0, WINDOW_SECONDS * 1000],
@@ -266,7 +241,8 @@ def release(organization_id: int, key_id, request_id: str, booked_cost: Decimal 
     organization's hold was still open."""
     store = _live()
     lay = store.layout
-    return bool(store.release(keys=[lay.account(organization_id), lay.holds, lay.key_spend(key_id)],
+    return bool(store.release(keys=[lay.account(organization_id), lay.holds(lay.shard_of(organization_id)),
+                                    lay.key_spend(organization_id, key_id)],
                               args=[request_id, lay.hold_member(organization_id, key_id, request_id),
                                     to_units(booked_cost)]))
 
@@ -275,10 +251,12 @@ def release_expired(now: float | None = None) -> int:
     """Release the holds of requests that never settled (their web process died)."""
     store = _live()
     released = 0
-    for member in store.redis.zrangebyscore(store.layout.holds, "-inf", now or time.time(), start=0, num=1000):
-        org_id, _, rest = member.partition(":")
-        key_id, _, request_id = rest.rpartition(":")
-        released += release(int(org_id), key_id, request_id)
+    for shard in range(store.layout.shards):
+        for member in store.redis.zrangebyscore(store.layout.holds(shard), "-inf", now or time.time(), start=0,
+                                                num=1000):
+            org_id, _, rest = member.partition(":")
+            key_id, _, request_id = rest.rpartition(":")
+            released += release(int(org_id), key_id, request_id)
     return released
 
 
@@ -323,34 +301,46 @@ def snapshot(org_id: int) -> Snapshot | None:
     return None if values[0] is None else Snapshot(*(int(v) for v in values))
 
 
+def _shards() -> range:
+    return range(layout().shards)
+
+
 def outstanding_holds() -> int:
-    return _live().redis.zcard(layout().holds)
+    return sum(_live().redis.zcard(layout().holds(shard)) for shard in _shards())
 
 
 def read_events(consumer: str, count: int, claim_idle_ms: int) -> list[tuple[str, dict]]:
     """Usage events to book: first those a dead consumer left unacknowledged for longer
-    than claim_idle_ms, then new ones. Each stays pending in the stream until ack()."""
+    than claim_idle_ms, then new ones, from each shard in turn. Each stays pending in its
+    stream until ack() is given the id returned here (`<shard>/<stream id>`)."""
     store = _live()
-    try:
-        entries = _take(store, consumer, count, claim_idle_ms)
-    except redis.ResponseError as e:
-        if "NOGROUP" not in str(e):
-            raise
-        # Redis lost the stream (a restart without persistence): make it anew.
-        store.group_ready = False
-        entries = _take(store, consumer, count, claim_idle_ms)
-    return [(event_id, orjson.loads(fields["e"])) for event_id, fields in entries]
+    shards = store.layout.shards
+    start, store.next_shard = store.next_shard, (store.next_shard + 1) % shards
+    events = []
+    for shard in ((start + i) % shards for i in range(shards)):
+        if len(events) >= count:
+            break
+        try:
+            entries = _take(store, shard, consumer, count - len(events), claim_idle_ms)
+        except redis.ResponseError as e:
+            if "NOGROUP" not in str(e):
+                raise
+            # Redis lost the stream (a restart without persistence): make it anew.
+            store.groups_ready.discard(shard)
+            entries = _take(store, shard, consumer, count - len(events), claim_idle_ms)
+        events.extend((f"{shard}/{event_id}", orjson.loads(fields["e"])) for event_id, fields in entries)
+    return events
 
 
-def _take(store: _Store, consumer: str, count: int, claim_idle_ms: int) -> list:
-    stream = store.layout.stream
-    if not store.group_ready:
+def _take(store: _Store, shard: int, consumer: str, count: int, claim_idle_ms: int) -> list:
+    stream = store.layout.stream(shard)
+    if shard not in store.groups_ready:
         try:
             store.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
         except redis.ResponseError as e:
             if "BUSYGROUP" not in str(e):
                 raise
-        store.group_ready = True
+        store.groups_ready.add(shard)
     _, claimed, *_ = store.redis.xautoclaim(stream, GROUP, consumer, claim_idle_ms, "0-0", count=count)
     entries = [e for e in claimed if e[1]]
     if len(entries) < count:
@@ -361,23 +351,28 @@ def _take(store: _Store, consumer: str, count: int, claim_idle_ms: int) -> list:
 
 
 def ack(event_ids: list[str]) -> None:
-    """The events are booked: they leave the stream."""
-    if event_ids:
-        pipe = _live().redis.pipeline()
-        pipe.xack(layout().stream, GROUP, *event_ids)
-        pipe.xdel(layout().stream, *event_ids)
+    """The events are booked: they leave their streams."""
+    by_shard: dict[int, list[str]] = {}
+    for event_id in event_ids:
+        shard, _, stream_id = event_id.partition("/")
+        by_shard.setdefault(int(shard), []).append(stream_id)
+    for shard, stream_ids in by_shard.items():
+        pipe = _live().redis.pipeline()  # one stream, one slot: on a cluster too
+        pipe.xack(layout().stream(shard), GROUP, *stream_ids)
+        pipe.xdel(layout().stream(shard), *stream_ids)
         pipe.execute()
 
 
 def backlog() -> int:
-    return _live().redis.xlen(layout().stream)
+    return sum(_live().redis.xlen(layout().stream(shard)) for shard in _shards())
 
 
 def oldest_event_age_seconds() -> float:
     """How long the oldest usage event not yet booked has waited (0 if none)."""
-    oldest = _live().redis.xrange(layout().stream, "-", "+", count=1)
+    oldest = [entries[0][0] for shard in _shards() if (entries := _live().redis.xrange(
+        layout().stream(shard), "-", "+", count=1))]
     if not oldest:
         return 0.0
     # Events leave the stream only once booked, and a stream id starts with its
     # creation time in milliseconds.
-    return max(time.time() - int(oldest[0][0].split("-", 1)[0]) / 1000, 0.0)
+    return max(time.time() - min(int(event_id.split("-", 1)[0]) for event_id in oldest) / 1000, 0.0)

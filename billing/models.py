@@ -42,7 +42,8 @@ class LedgerEntry(models.Model):
         REDEEM = "redeem", "Redeemed code"
         REFUND = "refund", "Refund"
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    # No index of its own: the (account, -id) index below starts with it.
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", db_index=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     amount = MoneyField(help_text="signed: credits positive, usage negative")
     balance_after = MoneyField()
@@ -56,6 +57,13 @@ class LedgerEntry(models.Model):
     class Meta:
         verbose_name_plural = "ledger entries"
         ordering = ["-id"]
+        indexes = [
+            # The ledger page and API read one account newest first; the partial index finds
+            # its few credits and adjustments without walking millions of usage charges.
+            models.Index(fields=["account", "-id"], name="ledger_account_id"),
+            models.Index(fields=["account", "-id"], name="ledger_account_not_usage",
+                         condition=~models.Q(kind="usage")),
+        ]
 
     def __str__(self):
         return f"{self.kind} {usd(self.amount)} USD ({self.reference})"
@@ -87,7 +95,9 @@ class UsageRecord(models.Model):
         PARTIAL = "partial", "Partial: the answer was cut short"
 
     request_id = models.CharField(max_length=64, unique=True)
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="usage_records")
+    # No index of its own: the (organization, -created_at, -id) index starts with it.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="usage_records",
+                                     db_index=False)
     api_key = models.ForeignKey("gateway.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
     catalog_model = models.ForeignKey("gateway.CatalogModel", on_delete=models.SET_NULL, null=True, blank=True)
     model = models.CharField(max_length=300, help_text="provider:modelId that served the request")
@@ -118,7 +128,9 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["organization", "-created_at"], name="usage_org_time")]
+        # Exactly the console's and the API's order (newest first, id breaking ties), so a
+        # page, however deep, is an index range read from its cursor.
+        indexes = [models.Index(fields=["organization", "-created_at", "-id"], name="usage_org_time_id")]
 
     def __str__(self):
         return f"{self.request_id} {self.model} {self.cost}"
@@ -172,6 +184,50 @@ class UsageDailyRollup(models.Model):
 
     def __str__(self):
         return f"{self.organization} {self.day} {self.model}: {self.requests} requests"
+
+
+class UsageDay(models.Model):
+    """Every booked usage record summed per UTC day (of its request), model, key and status,
+    written by billing.reconcile in the transaction that books the records, so it always
+    equals the sum of the records. The dashboard, the usage totals and the API's summary
+    read it instead of millions of records. Retention never touches it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    model = models.CharField(max_length=300)
+    # A plain id, 0 for none: the row outlives its key, and one unique index covers it.
+    key_id = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=20)
+    requests = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost = MoneyField(default=ZERO)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "day", "model", "key_id", "status"],
+                                               name="one_usage_day_per_group")]
+
+    def __str__(self):
+        return f"{self.organization_id} {self.day} {self.model}: {self.requests} requests"
+
+
+class LedgerUsageDay(models.Model):
+    """An account's usage charges summed per UTC day of the ledger entry, written with the
+    entries (billing.reconcile): the ledger page shows usage as one row per day from it."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    entries = models.PositiveBigIntegerField(default=0)
+    amount = MoneyField(default=ZERO, help_text="signed, like the entries: usage is negative")
+    first_entry_id = models.BigIntegerField()
+    last_entry_id = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "day"], name="one_ledger_usage_day")]
+        ordering = ["-day"]
+
+    def __str__(self):
+        return f"{self.account_id} {self.day}: {self.entries} charges"
 
 
 class RedeemCode(models.Model):

@@ -3,10 +3,9 @@ what they show instead of querying billing tables themselves."""
 
 from decimal import Decimal
 
-from django.db.models import Count, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Max, Min, Sum
 
-from .models import Account, LedgerEntry, TopUp, UsageDailyRollup, UsageRecord
+from .models import Account, LedgerEntry, TopUp, UsageDailyRollup, UsageDay, UsageRecord
 from .money import ZERO
 
 
@@ -15,8 +14,23 @@ def account_of(org) -> Account | None:
 
 
 def ledger_of(org):
-    """The organization's ledger entries, newest first."""
-    return LedgerEntry.objects.filter(account__organization=org).order_by("-id")
+    """The organization's ledger entries, newest first. Filtered by the account's id, not
+    through a join, so the (account, -id) index answers it however big other ledgers are."""
+    account_id = Account.objects.filter(organization=org).values_list("pk", flat=True).first()
+    if account_id is None:
+        return LedgerEntry.objects.none()
+    return LedgerEntry.objects.filter(account_id=account_id).order_by("-id")
+
+
+def days_of(org):
+    """The organization's per-day usage sums (billing.daily keeps them at booking time)."""
+    return UsageDay.objects.filter(organization=org)
+
+
+def models_used(org) -> list[str]:
+    """Every model the organization's booked requests were served by, sorted: read from the
+    per-day sums, a few thousand rows, rather than from millions of records."""
+    return list(days_of(org).order_by("model").values_list("model", flat=True).distinct())
 
 
 def usage_of(org):
@@ -24,27 +38,35 @@ def usage_of(org):
     return UsageRecord.objects.filter(organization=org)
 
 
-def usage_by_day(org, since):
-    """Rows of day, spend (Decimal or None) and request count since `since`, oldest first;
-    days without requests are absent."""
+def usage_by_day(org, first_day):
+    """Rows of day (UTC), spend (Decimal) and request count from `first_day` on, oldest
+    first; days without requests are absent."""
     return (
-        usage_of(org).filter(created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
+        days_of(org).filter(day__gte=first_day)
         .values("day")
-        .annotate(spend=Sum("cost"), requests=Count("id"))
+        .annotate(spend=Sum("cost"), requests=Sum("requests"))
         .order_by("day")
     )
 
 
-def usage_by_model(org, since) -> list[dict]:
-    """Requests, tokens and cost per model since `since`, the costliest first."""
+def usage_by_model(org, first_day) -> list[dict]:
+    """Requests, tokens and cost per model from `first_day` (UTC) on, the costliest first."""
     return list(
-        usage_of(org).filter(created_at__gte=since)
+        days_of(org).filter(day__gte=first_day)
         .values("model")
-        .annotate(requests=Count("id"), prompt_tokens=Sum("prompt_tokens"),
+        .annotate(requests=Sum("requests"), prompt_tokens=Sum("prompt_tokens"),
                   completion_tokens=Sum("completion_tokens"), cost=Sum("cost"))
         .order_by("-cost", "model")
     )
+
+
+def day_totals(days) -> dict:
+    """Requests, prompt and completion tokens and cost over a queryset of UsageDay rows, and
+    the first and last day among them (None without rows)."""
+    totals = days.order_by().aggregate(requests=Sum("requests"), prompt_tokens=Sum("prompt_tokens"),
+                                       completion_tokens=Sum("completion_tokens"), cost=Sum("cost"),
+                                       first_day=Min("day"), last_day=Max("day"))
+    return {name: value if name.endswith("_day") else value or 0 for name, value in totals.items()}
 
 
 def usage_totals(records) -> dict:

@@ -19,16 +19,17 @@ from functools import partial
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, ProgrammingError, connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from console.tenancy.models import Organization
 
-from . import alerts, live, outbox
+from . import alerts, bulk_copy, daily, live, outbox
 from .charging import event_time
 from .clamping import fit_record, forget_missing_references, is_storable_request_id
 from .ledger import account_for, publish
 from .models import Account, LedgerEntry, QuarantinedUsageEvent, UsageRecord
+from .money import ZERO
 from .quarantine import event_of, quarantine
 from .signals import usage_booked
 
@@ -143,9 +144,18 @@ def _book_alone(event: dict, accounts: dict[int, Account]) -> None:
         quarantine(event, exc, event["organization_id"])
 
 
+def _already_booked(request_ids: list[str]) -> set[str]:
+    if connection.vendor == "postgresql":
+        # One array parameter rather than 500 placeholders, which psycopg parses per query.
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT request_id FROM {UsageRecord._meta.db_table} WHERE request_id = ANY(%s)",
+                           [request_ids])
+            return {row[0] for row in cursor.fetchall()}
+    return set(UsageRecord.objects.filter(request_id__in=request_ids).values_list("request_id", flat=True))
+
+
 def _write(events: list[dict], accounts: dict[int, Account]) -> None:
-    booked = set(UsageRecord.objects.filter(request_id__in=[e["request_id"] for e in events])
-                 .values_list("request_id", flat=True))
+    booked = _already_booked([e["request_id"] for e in events])
     records = [fit_record(_record(event)) for event in events if event["request_id"] not in booked]
     forget_missing_references(records)
     entries = []
@@ -159,16 +169,34 @@ def _write(events: list[dict], accounts: dict[int, Account]) -> None:
                 f"{record.completion_tokens} tokens",
             )
             entries.append(record.ledger_entry)
-    LedgerEntry.objects.bulk_create(entries)
-    for record in records:
-        record.ledger_entry_id = record.ledger_entry.pk if record.ledger_entry else None
-    UsageRecord.objects.bulk_create(records)
+    if connection.vendor == "postgresql":
+        _copy(records, entries)
+    else:
+        LedgerEntry.objects.bulk_create(entries)
+        for record in records:
+            record.ledger_entry_id = record.ledger_entry.pk if record.ledger_entry else None
+        UsageRecord.objects.bulk_create(records)
+    daily.add_usage(records)
+    daily.add_ledger_usage(entries)
     for entry in entries:
         entry.account.ledger_head = max(entry.account.ledger_head, entry.pk)
     for account in {record.organization_id: accounts[record.organization_id] for record in records}.values():
         account.save(update_fields=["balance", "ledger_head", "updated_at"])
         alerts.balance_changed(account)  # in the savepoint: a refused batch alerts nobody
     usage_booked.send(sender=UsageRecord, records=records)
+
+
+def _copy(records: list[UsageRecord], entries: list[LedgerEntry]) -> None:
+    """The batch's entries, then its records, with COPY (billing.bulk_copy): the same rows
+    bulk_create would write, in a fraction of the time."""
+    now = timezone.now()
+    for entry, pk in zip(entries, bulk_copy.reserve_ledger_ids(len(entries))):
+        entry.pk, entry.created_at = pk, now
+    bulk_copy.copy_objects(LedgerEntry, entries)
+    for record in records:
+        record.ledger_entry_id = record.ledger_entry.pk if record.ledger_entry else None
+        record.reconciled_at = now
+    bulk_copy.copy_objects(UsageRecord, records)
 
 
 def reconcile(max_batches: int | None = None) -> int:
@@ -218,9 +246,11 @@ def replay(quarantined) -> tuple[list[QuarantinedUsageEvent], list[QuarantinedUs
 
 
 def ledger_is_consistent(organization_id: int) -> bool:
-    """The cached balance equals the sum of the entries up to its head."""
+    """The cached balance equals the sum of the entries up to its head, and no entry lies
+    beyond the head. Summed by the database: amounts are integer picodollars, so the sum is
+    exact on every backend, and a million entries never travel to Python."""
     account = Account.objects.get(organization_id=organization_id)
-    entries = LedgerEntry.objects.filter(account=account)
-    total = sum((e.amount for e in entries.filter(pk__lte=account.ledger_head)), Decimal(0))
-    head = entries.aggregate(head=Max("pk"))["head"] or 0
-    return total == account.balance and head == account.ledger_head
+    entries = LedgerEntry.objects.filter(account_id=account.pk)
+    sums = entries.aggregate(head=Max("pk"), total=Sum("amount", filter=Q(pk__lte=account.ledger_head)))
+    total = sums["total"] if sums["total"] is not None else ZERO
+    return total == account.balance and (sums["head"] or 0) == account.ledger_head

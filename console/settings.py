@@ -181,24 +181,38 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
-# Connections per process and pool (one for billing and limits, one for the cache); a
-# request that finds them all busy waits up to REDIS_POOL_TIMEOUT_SECONDS for one.
+# Redis Cluster (docs/deploy.md): REDIS_CLUSTER=true with REDIS_URL naming any node, or a
+# cluster URL, redis+cluster://host:port[,host:port...]. The live store then spreads the
+# organizations over BILLING_REDIS_SHARDS hash tags (billing.live.Layout).
+REDIS_CLUSTER = env_bool("REDIS_CLUSTER", False) or REDIS_URL.split("://", 1)[0].endswith("+cluster")
+if REDIS_CLUSTER and not REDIS_URL:
+    raise ImproperlyConfigured("REDIS_CLUSTER needs REDIS_URL to name a node of the cluster")
+# Connections per process and pool (one for billing and limits, one for the cache; per node
+# on a cluster); a request that finds them all busy waits up to REDIS_POOL_TIMEOUT_SECONDS.
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=64)
 REDIS_POOL_TIMEOUT_SECONDS = env.float("REDIS_POOL_TIMEOUT_SECONDS", default=5.0)
-if REDIS_URL:
+_REDIS_POOL = {"max_connections": REDIS_MAX_CONNECTIONS, "timeout": REDIS_POOL_TIMEOUT_SECONDS}
+if REDIS_CLUSTER:
+    # Django's RedisCache speaks to one server only; this one follows the cluster's slots.
+    CACHES = {"default": {"BACKEND": "console.redis_cluster_cache.RedisClusterCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="mgcache")}}
+elif REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="mgcache"),
-            "OPTIONS": {"pool_class": "redis.BlockingConnectionPool", "max_connections": REDIS_MAX_CONNECTIONS,
-                        "timeout": REDIS_POOL_TIMEOUT_SECONDS},
+            "OPTIONS": {"pool_class": "redis.BlockingConnectionPool", **_REDIS_POOL},
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Celery's Redis transport cannot use a cluster: with one, the broker is a single Redis of
+# its own (it holds task messages only: usage and money stay in the live store and the ledger).
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="" if REDIS_CLUSTER else REDIS_URL) or "memory://"
+if REDIS_CLUSTER and CELERY_BROKER_URL == "memory://":
+    raise ImproperlyConfigured("with REDIS_CLUSTER, CELERY_BROKER_URL must name a single Redis for Celery's tasks")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL  # embedded default: tasks run in-process
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves its task to be redelivered
@@ -382,6 +396,12 @@ LOGGING = {
 # sign-up call demo:echo at once. Production grants nothing unless the operator says so.
 SIGNUP_CREDIT_USD = env.str("SIGNUP_CREDIT_USD", default="1" if EMBEDDED else "0")
 BILLING_REDIS_PREFIX = env.str("BILLING_REDIS_PREFIX", default="mgbill")
+# How many hash tags the live store spreads organizations over: each tag's slot holds its
+# organizations' state, holds and usage events, so every script touches one slot. A
+# cluster wants several per master; change it only with the live store drained (docs/deploy.md).
+BILLING_REDIS_SHARDS = env.int("BILLING_REDIS_SHARDS", default=16 if REDIS_CLUSTER else 1)
+if not 1 <= BILLING_REDIS_SHARDS <= 1024:
+    raise ImproperlyConfigured("BILLING_REDIS_SHARDS must be between 1 and 1024")
 # Output tokens reserved for a request that sets no max_tokens on a model with no cap.
 BILLING_DEFAULT_MAX_OUTPUT_TOKENS = env.int("BILLING_DEFAULT_MAX_OUTPUT_TOKENS", default=4096)
 # A reservation whose request never settles (its process died) is released after this.

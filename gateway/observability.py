@@ -221,11 +221,30 @@ def check_redis() -> None:
     import redis
 
     timeout = settings.READYZ_TIMEOUT_SECONDS
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout)
-    try:
-        client.ping()
-    finally:
-        client.close()
+    if not settings.REDIS_CLUSTER:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return
+    # A cluster is ready when a node it names answers and says every slot is served.
+    from billing.redis_pool import cluster_nodes
+
+    nodes, options = cluster_nodes(settings.REDIS_URL)
+    error = None
+    for host, port in nodes:
+        client = redis.Redis(host=host, port=port, socket_connect_timeout=timeout, socket_timeout=timeout, **options)
+        try:
+            state = client.cluster("INFO").get("cluster_state")
+            if state == "ok":
+                return
+            error = redis.ConnectionError(f"cluster_state is {state}")
+        except redis.RedisError as e:
+            error = e
+        finally:
+            client.close()
+    raise error
 
 
 def check_broker() -> None:

@@ -34,7 +34,7 @@ SCENARIOS = [
 # (--dist loadgroup, see the Makefile) runs them one after another on one worker.
 LOAD_TEST_MODULES = {"test_worker_model", "test_outages", "test_rate_limits", "test_web_server",
                      "test_booking_poison_worker", "test_reconcile_worker", "test_settlement_outbox",
-                     "test_alerts_worker"}
+                     "test_alerts_worker", "test_redis_cluster", "test_web_hosts"}
 
 
 def pytest_collection_modifyitems(items):

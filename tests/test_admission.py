@@ -142,9 +142,10 @@ def test_the_exact_balance_check_has_the_last_word(org):
         live.admit(key, rid, from_units(2**53 + 1))
     redis, layout = live.client(), live.layout()
     assert live.snapshot(org.pk).held == 0
-    assert redis.zscore(layout.holds, layout.hold_member(org.pk, key.key_id, rid)) is None
-    assert redis.hget(layout.key_spend(key.key_id), "held") == "0"
-    assert redis.get(layout.window(key.key_id)[0]) == "0"
+    holds = layout.holds(layout.shard_of(org.pk))
+    assert redis.zscore(holds, layout.hold_member(org.pk, key.key_id, rid)) is None
+    assert redis.hget(layout.key_spend(org.pk, key.key_id), "held") == "0"
+    assert redis.get(layout.window(org.pk, key.key_id)[0]) == "0"
 
 
 # -- round trips ------------------------------------------------------------------------
@@ -247,6 +248,6 @@ def test_the_sweep_gives_back_the_holds_of_requests_that_never_settled(org, sett
     live.admit(key, running, Decimal("1"))
     assert live.release_expired(time.time() + 3601) == 1  # only the first hold has expired
     assert held(org) == Decimal("1")
-    assert live.client().hget(live.layout().key_spend(key.key_id), "held") == str(to_units(Decimal("1")))
+    assert live.client().hget(live.layout().key_spend(org.pk, key.key_id), "held") == str(to_units(Decimal("1")))
     assert live.release_expired(time.time() + 3601) == 0
     assert live.outstanding_holds() == 1

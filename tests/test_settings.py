@@ -57,3 +57,18 @@ def test_a_short_admin_api_token_is_refused():
     result = manage("check", **PRODUCTION, ADMIN_API_TOKEN="too-short")
     assert result.returncode != 0 and "ADMIN_API_TOKEN must be at least 32 characters" in result.stderr
     assert manage("check", **PRODUCTION, ADMIN_API_TOKEN="x" * 32).returncode == 0
+
+
+def test_a_cluster_url_means_redis_cluster_with_its_own_celery_broker():
+    probe = ("from django.conf import settings as s; print(s.REDIS_CLUSTER, s.BILLING_REDIS_SHARDS, "
+             "s.CELERY_BROKER_URL, s.CACHES['default']['BACKEND'])")
+    result = manage("shell", "-c", probe, **PRODUCTION, REDIS_URL="redis+cluster://10.0.0.1:6379,10.0.0.2:6379",
+                    CELERY_BROKER_URL="redis://10.0.0.9:6379/0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["True", "16", "redis://10.0.0.9:6379/0", "console.redis_cluster_cache.RedisClusterCache"]
+
+
+def test_a_cluster_without_a_broker_of_its_own_stops_the_process():
+    result = manage("check", **PRODUCTION, REDIS_URL="redis://10.0.0.1:6379", REDIS_CLUSTER="true")
+    assert result.returncode != 0
+    assert "CELERY_BROKER_URL must name a single Redis" in result.stderr

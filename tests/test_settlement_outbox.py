@@ -62,7 +62,7 @@ def event_fields(key, rid: str) -> dict:
 
 
 def key_spend(key) -> tuple[int, int]:
-    spent, held = live.client().hmget(live.layout().key_spend(key.key_id), "spent", "held")
+    spent, held = live.client().hmget(live.layout().key_spend(key.organization_id, key.key_id), "spent", "held")
     return int(spent), int(held)
 
 

@@ -10,7 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
 from billing.models import UsageRecord
-from billing.queries import ledger_of, usage_of
+from billing.queries import days_of, ledger_of, usage_of
 
 from .base import ManagementView
 from .pagination import NewestFirst
@@ -51,6 +51,52 @@ def filtered_usage(org, wanted: dict):
     return records
 
 
+def _midnight(moment) -> bool:
+    utc = moment.astimezone(dt_timezone.utc)
+    return utc.hour == utc.minute == utc.second == utc.microsecond == 0
+
+
+def filtered_days(org, wanted: dict):
+    """The per-day sums (billing.daily) matching `wanted`, or None when a bound falls inside
+    a UTC day and only the records themselves can answer."""
+    if any(name in wanted and not _midnight(wanted[name]) for name in ("since", "until")):
+        return None
+    days = days_of(org)
+    if "since" in wanted:
+        days = days.filter(day__gte=wanted["since"].astimezone(dt_timezone.utc).date())
+    if "until" in wanted:
+        days = days.filter(day__lt=wanted["until"].astimezone(dt_timezone.utc).date())
+    if "model" in wanted:
+        days = days.filter(model=wanted["model"])
+    if "key" in wanted:
+        days = days.filter(key_id=wanted["key"])
+    if "status" in wanted:
+        days = days.filter(status=wanted["status"])
+    return days
+
+
+def summary_rows(org, wanted: dict, group_by: str):
+    """Rows of the group's value, requests, prompt/completion token sums and cost sum: from
+    the per-day sums when they can answer (a few thousand rows), else from the records."""
+    days = filtered_days(org, wanted)
+    if days is not None:
+        column = {"day": "day", "model": "model", "key": "key_id"}[group_by]
+        rows = (days.values(column).order_by(column)
+                .annotate(requests_sum=Sum("requests"), prompt_tokens_sum=Sum("prompt_tokens"),
+                          completion_tokens_sum=Sum("completion_tokens"), cost_sum=Sum("cost")))
+        return [(row[column] or None if group_by == "key" else row[column], row["requests_sum"],
+                 row["prompt_tokens_sum"], row["completion_tokens_sum"], row["cost_sum"]) for row in rows]
+    column = GROUPS[group_by]
+    records = filtered_usage(org, wanted)
+    if group_by == "day":
+        records = records.annotate(day=TruncDate("created_at", tzinfo=dt_timezone.utc))
+    rows = (records.values(column).order_by(column)
+            .annotate(requests=Count("id"), prompt_tokens_sum=Sum("prompt_tokens"),
+                      completion_tokens_sum=Sum("completion_tokens"), cost_sum=Sum("cost")))
+    return [(row[column], row["requests"], row["prompt_tokens_sum"], row["completion_tokens_sum"], row["cost_sum"])
+            for row in rows]
+
+
 class UsageListView(ManagementView):
     serializer_class = UsageSerializer
     pagination_class = NewestFirst
@@ -74,20 +120,12 @@ class UsageSummaryView(ManagementView):
     def get(self, request):
         wanted = self.valid(UsageSummaryFilterSerializer, request.query_params).validated_data
         group_by = wanted.pop("group_by")
-        column = GROUPS[group_by]
-        records = filtered_usage(self.organization, wanted)
-        if group_by == "day":
-            records = records.annotate(day=TruncDate("created_at", tzinfo=dt_timezone.utc))
-        rows = (records.values(column).order_by(column)
-                .annotate(requests=Count("id"), prompt_tokens_sum=Sum("prompt_tokens"),
-                          completion_tokens_sum=Sum("completion_tokens"), cost_sum=Sum("cost")))
         name = "key_id" if group_by == "key" else group_by
         # Each row carries only the field it is grouped by (UsageGroupSerializer documents all three).
-        results = [{name: row[column].isoformat() if group_by == "day" else row[column],
-                    **UsageTotalsSerializer({"requests": row["requests"], "prompt_tokens": row["prompt_tokens_sum"],
-                                             "completion_tokens": row["completion_tokens_sum"],
-                                             "cost_usd": row["cost_sum"]}).data}
-                   for row in rows]
+        results = [{name: value.isoformat() if group_by == "day" else value,
+                    **UsageTotalsSerializer({"requests": requests, "prompt_tokens": prompt,
+                                             "completion_tokens": completion, "cost_usd": cost}).data}
+                   for value, requests, prompt, completion, cost in summary_rows(self.organization, wanted, group_by)]
         return Response({"group_by": group_by, "results": results})
 
 class LedgerView(ManagementView):

@@ -1,12 +1,12 @@
 """The organization's money: balance, ledger, top-ups by card and redeeming prepaid codes.
 Owners only (statements, for admins too, are in billing_statements)."""
 
+from datetime import date
 from decimal import Decimal
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -15,13 +15,14 @@ from django.views.decorators.http import require_POST
 from billing import stripe_topups
 from billing.ledger import BillingError, redeem as redeem_code
 from billing.money import ZERO, usd
-from billing.queries import account_of, ledger_of, topups_of
+from billing.ledger_lines import day_entries, ledger_lines
+from billing.queries import account_of, topups_of
 from console.pages.common import org_view
 from console.tenancy.access import get_for_org
 from console.tenancy.models import Membership
 from gateway.api.middleware import content_security_policy
 
-PAGE_SIZE = 50
+PAGE_SIZE = 50  # entries of one day per page
 TOPUPS_SHOWN = 20
 # Below this much available credit the page warns before requests start being refused.
 LOW_BALANCE_USD = Decimal("1")
@@ -45,17 +46,25 @@ def _signed(amount: Decimal) -> str:
     return f"+{usd(amount)}" if amount > 0 else usd(amount)
 
 
+def _day_param(request, name) -> date | None:
+    """A YYYY-MM-DD query parameter; anything else reads as absent (the first page)."""
+    try:
+        return date.fromisoformat(request.GET.get(name, ""))
+    except ValueError:
+        return None
+
+
 @org_view(Membership.Role.OWNER)
 def index(request):
     account = account_of(request.org)
     balance = account.balance if account else ZERO
     credit_limit = account.credit_limit if account else ZERO
     available = balance + credit_limit
-    entries = ledger_of(request.org)
-    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
-    for entry in page:
-        entry.amount_usd = _signed(entry.amount)
-        entry.balance_after_usd = usd(entry.balance_after)
+    before = _day_param(request, "before")
+    ledger = ledger_lines(request.org, before=before)
+    for line in ledger.lines:
+        line.amount_usd = _signed(line.amount)
+        line.balance_after_usd = "" if line.balance_after is None else usd(line.balance_after)
     returned = request.GET.get("topup")  # Stripe sent the payer back (says nothing about payment)
     topups = list(topups_of(request.org)[:TOPUPS_SHOWN])
     for t in topups:
@@ -66,7 +75,8 @@ def index(request):
         "credit_limit": usd(credit_limit),
         "used_up": available <= 0,
         "low": 0 < available < LOW_BALANCE_USD,
-        "page": page,
+        "ledger": ledger,
+        "paged": before is not None,
         "form": RedeemForm(),
         "stripe_enabled": stripe_topups.enabled(),
         "topup_form": TopUpForm(initial={"amount": settings.TOPUP_MIN_USD}),
@@ -80,6 +90,28 @@ def index(request):
         response["Content-Security-Policy"] = content_security_policy().replace(
             "form-action 'self'", f"form-action 'self' {stripe_topups.CHECKOUT_ORIGIN}", 1)
     return response
+
+
+@org_view(Membership.Role.OWNER)
+def ledger_day(request, day):
+    """Every entry of one UTC day, newest first, 50 at a time: where a day's usage line of
+    the ledger expands to."""
+    try:
+        wanted = date.fromisoformat(day)
+    except ValueError:
+        raise Http404("not a day")
+    try:
+        before = int(request.GET["before"])
+    except (KeyError, ValueError):
+        before = None
+    entries, older = day_entries(request.org, wanted, before_id=before, size=PAGE_SIZE)
+    for entry in entries:
+        entry.amount_usd = _signed(entry.amount)
+        entry.balance_after_usd = usd(entry.balance_after)
+    return render(request, "console/billing/ledger_day.html", {
+        "title": f"Ledger, {wanted:%Y-%m-%d}", "day": wanted, "entries": entries, "older": older,
+        "paged": before is not None,
+    })
 
 
 @require_POST
@@ -135,6 +167,7 @@ def redeem(request):
 
 urlpatterns = [
     path("billing/", index, name="billing"),
+    path("billing/ledger/<str:day>/", ledger_day, name="billing_ledger_day"),
     path("billing/redeem/", redeem, name="billing_redeem"),
     path("billing/topup/", topup, name="billing_topup"),
     path("billing/topups/<int:pk>/receipt/", receipt, name="billing_receipt"),

@@ -1,12 +1,12 @@
 """The dashboard: balance, the last 30 days of spend and requests, tokens by model and the
-latest requests, all of the current organization."""
+latest requests, all of the current organization. The sums come from the per-day table
+booking keeps (billing.daily), so the page costs the same with ten records or ten million."""
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.shortcuts import render
 from django.urls import path
-from django.utils import timezone
 
 from billing import stripe_topups
 from billing.ledger import balance_of
@@ -17,15 +17,14 @@ from console.pages.common import org_view
 DAYS = 30
 
 
-def window_start(today):
-    """Midnight (in the console's time zone) of the first of the last DAYS days."""
-    return timezone.make_aware(datetime.combine(today - timedelta(days=DAYS - 1), time.min))
+def first_day_of_window(today):
+    """The first of the last DAYS days (UTC days, as booking sums them)."""
+    return today - timedelta(days=DAYS - 1)
 
 
-def daily_usage(org, since) -> dict:
+def daily_usage(org, first_day) -> dict:
     """Spend (exact USD strings) and request counts per day, oldest first, zeros included."""
-    first_day = timezone.localdate(since)
-    by_day = {row["day"]: row for row in usage_by_day(org, since)}
+    by_day = {row["day"]: row for row in usage_by_day(org, first_day)}
     days = [first_day + timedelta(days=i) for i in range(DAYS)]
     return {
         "days": [d.isoformat() for d in days],
@@ -37,9 +36,9 @@ def daily_usage(org, since) -> dict:
 @org_view()
 def index(request):
     org = request.org
-    since = window_start(timezone.localdate())
-    chart = daily_usage(org, since)
-    models = usage_by_model(org, since)
+    first_day = first_day_of_window(datetime.now(UTC).date())
+    chart = daily_usage(org, first_day)
+    models = usage_by_model(org, first_day)
     for row in models:
         row["cost"] = usd(row["cost"] or ZERO)
     latest = [

@@ -6,7 +6,7 @@ from django import forms
 from django.utils import timezone
 
 from billing.models import UsageRecord
-from billing.queries import usage_of
+from billing.queries import days_of, models_used, usage_of
 from gateway.models import ApiKey
 from gateway.queries import keys_of
 
@@ -27,8 +27,7 @@ class UsageFilterForm(forms.Form):
         # another tenant's key id is an invalid choice, not a way to probe its rows.
         self.fields["key"].queryset = keys_of(org).order_by("name", "prefix")
         self.fields["key"].label_from_instance = lambda k: f"{k.name or 'unnamed'} ({k.prefix}…)"
-        seen = usage_of(org).order_by("model").values_list("model", flat=True).distinct()
-        self.fields["model"].choices = [("", "All models"), *((m, m) for m in seen)]
+        self.fields["model"].choices = [("", "All models"), *((m, m) for m in models_used(org))]
 
     def is_filtering(self) -> bool:
         return any(self.data.get(name) for name in self.fields)
@@ -57,3 +56,24 @@ def filtered_usage(org, form: UsageFilterForm):
     if wanted.get("date_to"):
         records = records.filter(created_at__lt=start_of(wanted["date_to"] + timedelta(days=1)))
     return records
+
+
+def filtered_days(org, form: UsageFilterForm):
+    """The per-day sums matching the same filters, or None when they cannot answer exactly:
+    they are summed per UTC day, so only a console in UTC can read whole days from them."""
+    if timezone.get_current_timezone_name() != "UTC":
+        return None
+    form.is_valid()
+    wanted = form.cleaned_data
+    days = days_of(org)
+    if wanted.get("key"):
+        days = days.filter(key_id=wanted["key"].pk)
+    if wanted.get("model"):
+        days = days.filter(model=wanted["model"])
+    if wanted.get("status"):
+        days = days.filter(status=wanted["status"])
+    if wanted.get("date_from"):
+        days = days.filter(day__gte=wanted["date_from"])
+    if wanted.get("date_to"):
+        days = days.filter(day__lte=wanted["date_to"])
+    return days

@@ -1,8 +1,8 @@
 """The request log: every booked request of the organization, filterable, exportable as CSV."""
 
 import csv
+from datetime import timedelta
 
-from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path
@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from billing.models import UsageRecord
 from billing.money import usd
-from billing.queries import usage_of, usage_totals
+from billing.queries import day_totals, usage_of, usage_totals
 from console.pages.common import org_view
-from console.pages.filters_usage import STATUSES, UsageFilterForm, filtered_usage
+from console.pages.filters_usage import STATUSES, UsageFilterForm, filtered_days, filtered_usage, start_of
+from console.pages.keyset import keyset_page
 from console.tenancy.access import get_for_org
 
 PAGE_SIZE = 50
@@ -54,10 +55,24 @@ def shown_usage(request, form: UsageFilterForm):
 def index(request):
     form = UsageFilterForm(request.GET, org=request.org)
     records = shown_usage(request, form)
-    page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
+    # Summed from the per-day table, however many records match; a searched request id
+    # (one row) or a console outside UTC sums the records themselves.
+    days = None if searched_id(request) else filtered_days(request.org, form)
+    if days is None:
+        page = keyset_page(records, request.GET, PAGE_SIZE)
+        totals = usage_totals(records) if page.object_list else None
+    else:
+        totals = day_totals(days)
+        # The days that hold matching requests bound the index walk: a filter matching
+        # nothing, or one old day, never scans the whole history.
+        matching = [start_of(totals["first_day"]), start_of(totals["last_day"] + timedelta(days=1))] \
+            if totals["requests"] else None
+        page = keyset_page(records.filter(created_at__gte=matching[0], created_at__lt=matching[1])
+                           if matching else records.none(), request.GET, PAGE_SIZE)
+        if not page.object_list:
+            totals = None
     for record in page:
         _for_display(record)
-    totals = usage_totals(records) if page.object_list else None
     if totals:
         totals["cost_usd"] = usd(totals["cost"])
     return render(request, "console/usage/index.html", {
@@ -87,25 +102,39 @@ def _text(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
-def _csv_row(r: UsageRecord) -> list:
+CSV_FIELDS = ["created_at", "request_id", "model", "api_key__prefix", "status", "http_status", "error_code", "stream",
+              "basis", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "cost",
+              "latency_ms", "ttft_ms"]
+ROWS_PER_CHUNK = 1000
+
+
+def _csv_row(values: tuple) -> list:
+    (created_at, request_id, model, key_prefix, status, http_status, error_code, stream, basis, prompt, cached,
+     completion, reasoning, cost, latency_ms, ttft_ms) = values
     return [
-        r.created_at.isoformat(), r.request_id, _text(r.model), r.api_key.prefix if r.api_key else "",
-        r.status, r.http_status, _text(r.error_code), "yes" if r.stream else "no", r.basis,
-        r.prompt_tokens, r.cached_tokens, r.completion_tokens, r.reasoning_tokens, usd(r.cost),
-        r.latency_ms, "" if r.ttft_ms is None else r.ttft_ms,
+        created_at.isoformat(), request_id, _text(model), key_prefix or "", status, http_status,
+        _text(error_code), "yes" if stream else "no", basis, prompt, cached, completion, reasoning, usd(cost),
+        latency_ms, "" if ttft_ms is None else ttft_ms,
     ]
 
 
 @org_view()
 def export(request):
+    """Streamed from a server-side cursor as plain tuples, a thousand rows per chunk: memory
+    stays flat however long the history, and no model object is built per row."""
     form = UsageFilterForm(request.GET, org=request.org)
-    records = shown_usage(request, form)
+    records = shown_usage(request, form).select_related(None).values_list(*CSV_FIELDS)
     writer = csv.writer(_Echo())
 
     def rows():
         yield writer.writerow(CSV_HEADER)
-        for record in records.iterator(chunk_size=1000):
-            yield writer.writerow(_csv_row(record))
+        chunk = []
+        for values in records.iterator(chunk_size=ROWS_PER_CHUNK):
+            chunk.append(writer.writerow(_csv_row(values)))
+            if len(chunk) == ROWS_PER_CHUNK:
+                yield "".join(chunk)
+                chunk = []
+        yield "".join(chunk)
 
     filename = f"usage-{request.org.slug}-{timezone.localdate():%Y-%m-%d}.csv"
     return StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8",

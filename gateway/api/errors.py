@@ -6,24 +6,24 @@ but one) or Anthropic's (`anthropic_error`, /v1/messages)."""
 import logging
 
 import psycopg_pool
-import redis.exceptions
 from django.core.exceptions import DisallowedHost
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.negotiation import BaseContentNegotiation
 
+from billing import redis_pool
+
 from ..parsing.encoding import encode
 from ..observability import request_refused
 
 log = logging.getLogger(__name__)
 
-# Redis or PostgreSQL out of reach: the live store's own "unavailable" (when billing has
-# one) and the drivers' connection failures. Django wraps psycopg's and the pool's errors
+# Redis (or Redis Cluster) or PostgreSQL out of reach: the live store's own "unavailable"
+# (when billing has one) and the drivers' connection failures. Django wraps psycopg's and the pool's errors
 # in OperationalError; the pool's timeout is listed too for code that meets it unwrapped.
 OUTAGES: tuple[type[BaseException], ...] = (
-    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-    OperationalError, InterfaceError, psycopg_pool.PoolTimeout,
+    *redis_pool.UNAVAILABLE, OperationalError, InterfaceError, psycopg_pool.PoolTimeout,
 )
 try:
     from billing.live import LiveStoreUnavailable

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from billing import daily
 from billing.ledger import credit
 from billing.models import UsageRecord
 from gateway.keys.api_keys import mint_api_key
@@ -21,10 +22,13 @@ USAGE_FIELDS = {"request_id", "created_at", "key_id", "model", "served_by", "sta
 
 
 def record(org, key, when, *, model="demo:echo", status="completed", prompt=8, completion=1, cost="0.00000326"):
-    return UsageRecord.objects.create(
+    """A booked record, with the per-day sums booking keeps beside it."""
+    booked = UsageRecord.objects.create(
         request_id=str(uuid.uuid4()), organization=org, api_key=key, model=model, status=status, http_status=200,
         prompt_tokens=prompt, completion_tokens=completion, basis="provider", input_per_mtok=Decimal("0.27"),
         output_per_mtok=Decimal("1.10"), cost=Decimal(cost), created_at=when)
+    daily.add_usage([booked])
+    return booked
 
 
 @pytest.fixture

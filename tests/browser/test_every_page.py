@@ -39,6 +39,7 @@ def examples(world) -> dict:
         "responses_detail": {"response_id": world["response_id"]},
         "billing_statement": {"month": f"{timezone.now():%Y-%m}"},
         "billing_statement_csv": {"month": f"{timezone.now():%Y-%m}"},
+        "billing_ledger_day": {"day": f"{timezone.now():%Y-%m-%d}"},
     }
 
 

@@ -1,0 +1,47 @@
+"""Writing a booking batch with PostgreSQL COPY instead of a multi-row INSERT.
+
+bulk_create spends most of booking's time preparing each field of each row in Python;
+COPY hands psycopg plain values it writes in C, several times faster. Same rows, same
+constraints (unique request ids and references, checked as COPY runs): a batch COPY
+refuses fails exactly like a refused INSERT, and billing.reconcile then books the events
+one by one as before. Ledger ids are drawn from the table's sequence first, because each
+usage record points at its entry.
+"""
+
+from django.db import connection
+
+from .models import LedgerEntry
+from .money import MoneyField, to_units
+
+_columns = {}
+
+
+def _plan(model) -> list[tuple[str, str, bool]]:
+    """(column, attribute, is money) of every concrete field; the id only for ledger
+    entries, whose ids are reserved beforehand."""
+    if model not in _columns:
+        _columns[model] = [(f.column, f.attname, isinstance(f, MoneyField)) for f in model._meta.concrete_fields
+                           if not (f.primary_key and model is not LedgerEntry)]
+    return _columns[model]
+
+
+def copy_objects(model, objects: list) -> None:
+    plan = _plan(model)
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(column) for column, _, _ in plan)
+    # The raw psycopg cursor, with its errors translated to Django's as every query's are:
+    # booking tells "the database is down" from "this event is refused" by those classes.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for obj in objects:
+                copy.write_row([to_units(getattr(obj, attr)) if money else getattr(obj, attr)
+                                for _, attr, money in plan])
+
+
+def reserve_ledger_ids(count: int) -> list[int]:
+    if not count:
+        return []
+    table = LedgerEntry._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count])
+        return [row[0] for row in cursor.fetchall()]
