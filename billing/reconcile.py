@@ -27,7 +27,7 @@ from . import alerts, bulk_copy, daily, live_stream, outbox
 from .clamping import forget_missing_references, is_storable_request_id
 from .ledger import account_for, publish
 from .models import Account, LedgerEntry, QuarantinedUsageEvent, UsageRecord
-from .money import ZERO
+from .money import ZERO, to_units
 from .quarantine import event_of, quarantine
 from .signals import usage_booked
 from .usage_rows import link, usage_entry, usage_row, write_with_orm
@@ -48,8 +48,7 @@ def book(events: list[dict]) -> dict[int, tuple[Account, list[str]]]:
     pending, while the quarantine keeps it owed (docs/billing.md, "Quarantined events")."""
     by_request = _bookable(events)
     org_ids = {event["organization_id"] for event in by_request.values()}
-    for org_id in sorted(org_ids):
-        account_for(org_id)
+    _open_accounts(org_ids)
     if connection.vendor == "postgresql":
         # Foreign keys are checked at commit by default, where one bad reference would
         # refuse the whole batch; checked at once, they fail inside the event's savepoint.
@@ -90,6 +89,14 @@ def _bookable(events: list) -> dict[str, dict]:
             quarantine(event, LookupError(f"organization {event['organization_id']} does not exist"), None)
             del by_request[request_id]
     return by_request
+
+
+def _open_accounts(org_ids: set[int]) -> None:
+    """Every organization has its account: one query for those that have (all, nearly
+    always), get_or_create for the rest, instead of one get_or_create each per batch."""
+    have = set(Account.objects.filter(organization_id__in=org_ids).values_list("organization_id", flat=True))
+    for org_id in sorted(org_ids - have):
+        account_for(org_id)
 
 
 def _locked_accounts(org_ids) -> dict[int, Account]:
@@ -141,11 +148,34 @@ def _write(events: list[dict], accounts: dict[int, Account]) -> None:
     heads = {}
     for entry in entries:
         heads[entry.account_id] = max(heads.get(entry.account_id, 0), entry.id)
-    for account in {record.organization_id: accounts[record.organization_id] for record in records}.values():
+    touched = list({record.organization_id: accounts[record.organization_id] for record in records}.values())
+    for account in touched:
         account.ledger_head = max(account.ledger_head, heads.get(account.pk, 0))
-        account.save(update_fields=["balance", "ledger_head", "updated_at"])
+    _save_balances(touched)
+    for account in touched:
         alerts.balance_changed(account)  # in the savepoint: a refused batch alerts nobody
     usage_booked.send(sender=UsageRecord, records=records)
+
+
+def _save_balances(accounts: list[Account]) -> None:
+    """The accounts' new balances and heads: on PostgreSQL one UPDATE for the batch (three
+    array parameters) rather than one per account, which cost as much as the rows when a
+    batch spans many organizations."""
+    if connection.vendor != "postgresql":
+        for account in accounts:
+            account.save(update_fields=["balance", "ledger_head", "updated_at"])
+        return
+    if not accounts:
+        return
+    now = timezone.now()
+    table = connection.ops.quote_name(Account._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS a SET balance = v.balance, ledger_head = v.head, updated_at = %s "
+            "FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS v(id, balance, head) WHERE a.id = v.id",
+            [now, [a.pk for a in accounts], [to_units(a.balance) for a in accounts], [a.ledger_head for a in accounts]])
+    for account in accounts:
+        account.updated_at = now
 
 
 def _copy(records: list, charged: list) -> None:
