@@ -49,7 +49,7 @@ def prepare(events: int, keys: int, orgs: int) -> list[int]:
         tenants.append((org.pk, have[:keys]))
     cost = Decimal("0.00024")  # 800 + 200 tokens at 0.15 / 0.60 USD per million
     now = datetime.now(UTC).isoformat()
-    redis, stream = live.client(), live.layout().stream
+    redis, lay = live.client(), live.layout()
     pipe = redis.pipeline(transaction=False)
     for i in range(events):
         event = UsageEvent(
@@ -60,7 +60,7 @@ def prepare(events: int, keys: int, orgs: int) -> list[int]:
             input_per_mtok="0.15", output_per_mtok="0.60", cached_input_per_mtok=None, cost=str(cost),
             started_at=now, latency_ms=300, ttft_ms=80,
         ).__dict__
-        pipe.xadd(stream, {"e": json.dumps(event)})
+        pipe.xadd(lay.stream(lay.shard_of(event["organization_id"])), {"e": json.dumps(event)})
         if i % 5000 == 4999:
             pipe.execute()
     pipe.execute()

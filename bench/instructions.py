@@ -1,6 +1,7 @@
 """CPU per request as a count of machine instructions, which a loaded machine cannot blur.
 
-    .venv/bin/python bench/instructions.py [--requests 100] [--stream]
+    .venv/bin/python bench/instructions.py [--requests 100] [--stream] [--surface responses]
+                                           [--upstream anthropic]
 
 Wall-clock and CPU-time figures move by ±20% here with whatever else shares the 2 cores;
 valgrind's callgrind counts the instructions one process executes, the same on every run of
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WARM_UP = 30
 
 
-def inner(count: int, stream: bool) -> None:
+def inner(count: int, stream: bool, surface: str, upstream: str) -> None:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
@@ -34,23 +35,28 @@ def inner(count: int, stream: bool) -> None:
     django.setup()
     from django.test import Client
 
+    import agent_surfaces
     import run as bench
 
-    body = bench.stream_body(20) if stream else bench.CHAT
+    if (surface, upstream) == ("chat", "openai"):
+        path, body = "/v1/chat/completions", bench.stream_body(20) if stream else bench.CHAT
+    else:  # the surfaces' benchmark bodies (a chat stream there is the same 20 chunks)
+        path, body = agent_surfaces.body(surface, stream, upstream)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {os.environ['BENCH_KEY']}")
     for _ in range(WARM_UP + count):
-        response = client.post("/v1/chat/completions", body, content_type="application/json")
+        response = client.post(path, body, content_type="application/json")
         assert response.status_code == 200, response.status_code
         if stream:
             b"".join(response.streaming_content)
             response.close()
 
 
-def measure(count: int, stream: bool) -> int:
+def measure(count: int, stream: bool, surface: str = "chat", upstream: str = "openai") -> int:
     """Instructions executed by a process serving WARM_UP + count requests."""
     out = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-         sys.executable, __file__, "--inner", str(count)] + (["--stream"] if stream else []),
+         sys.executable, __file__, "--inner", str(count), "--surface", surface, "--upstream", upstream]
+        + (["--stream"] if stream else []),
         cwd=ROOT, env=os.environ, capture_output=True, text=True)
     found = re.search(r"Collected\s*:\s*(\d+)", out.stderr)
     if out.returncode or not found:
@@ -62,10 +68,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--stream", action="store_true", help="20-chunk streams instead of whole answers")
+    parser.add_argument("--surface", choices=("chat", "responses", "messages"), default="chat",
+                        help="the endpoint (bench/agent_surfaces.py's bodies)")
+    parser.add_argument("--upstream", choices=("openai", "anthropic"), default="openai",
+                        help="the mock upstream's protocol")
     parser.add_argument("--inner", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inner is not None:
-        return inner(args.inner, args.stream)
+        return inner(args.inner, args.stream, args.surface, args.upstream)
 
     sys.path.insert(0, str(ROOT / "bench"))
     import run as bench
@@ -78,11 +88,12 @@ def main() -> None:
     upstream = subprocess.Popen([sys.executable, "bench/fast_upstream.py", str(stack.upstream_port)], cwd=ROOT)
     try:
         bench.wait_port(stack.upstream_port)
-        base = measure(0, args.stream)
-        total = measure(args.requests, args.stream)
+        base = measure(0, args.stream, args.surface, args.upstream)
+        total = measure(args.requests, args.stream, args.surface, args.upstream)
     finally:
         upstream.terminate()
-    kind = "20-chunk stream" if args.stream else "non-streamed request"
+    kind = (f"{args.surface} {'20-chunk stream' if args.stream else 'non-streamed request'}"
+            f" to the {args.upstream} mock")
     print(f"{(total - base) / args.requests / 1e6:.2f} million instructions per {kind} "
           f"({args.requests} requests; start-up and {WARM_UP} warm-up requests: {base / 1e6:.0f} million)")
 

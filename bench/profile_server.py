@@ -1,7 +1,11 @@
 """Where the web process's CPU goes under load: cProfile inside one gunicorn worker of the
 Procfile's web command, while the load generator sends requests.
 
-    .venv/bin/python bench/profile_server.py [chat|stream] [REQUESTS] [SORT] [LINES]
+    .venv/bin/python bench/profile_server.py [KIND] [REQUESTS] [SORT] [LINES]
+
+KIND: chat, stream (20 chunks), responses, responses-stream, messages, messages-stream, or
+messages-anthropic / messages-anthropic-stream (relayed natively to the Anthropic-protocol
+mock); the benchmark's bodies, bench/agent_surfaces.py.
 
 Uses the benchmark's stack (bench/run.py: PostgreSQL, Redis, the fast mock upstream, one
 web worker). Under gevent a greenlet switch makes cumulative times meaningless (waiting
@@ -17,6 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import agent_surfaces  # noqa: E402
 import loadgen  # noqa: E402
 import run  # noqa: E402
 
@@ -50,9 +55,13 @@ def main():
     run.procfile = lambda: {**procfile, "web": f"{procfile['web']} -c {hooks}"}  # noqa: E731
     stack.env["WEB_CONCURRENCY"] = "1"
     stack.start()
-    body = run.CHAT if kind == "chat" else run.stream_body(20)
+    surface = kind.removesuffix("-stream").removesuffix("-anthropic")
+    if surface in ("responses", "messages"):
+        path, body = agent_surfaces.body(surface, "-stream" in kind, "anthropic" if "-anthropic" in kind else "openai")
+    else:
+        path, body = "/v1/chat/completions", run.CHAT if kind == "chat" else run.stream_body(20)
     try:
-        result = asyncio.run(loadgen.run(run.HOST, stack.gateway_port, "/v1/chat/completions", body,
+        result = asyncio.run(loadgen.run(run.HOST, stack.gateway_port, path, body,
                                          {"Authorization": f"Bearer {key}"}, 4, 600,
                                          max_requests_per_connection=count // 4))
         print(f"{len(result.latencies)} {kind} requests, statuses {result.statuses}")

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import agent_surfaces  # noqa: E402
 import litellm_proxy  # noqa: E402
 import loadgen  # noqa: E402
 
@@ -164,7 +165,7 @@ class Stack:
     api_key_env: BENCH_UPSTREAM_KEY
     models:
       chat: {{input_per_mtok: "0.27", output_per_mtok: "1.10", max_output_tokens: 4096}}
-""")
+""" + agent_surfaces.CATALOG.format(base_url=f"http://{HOST}:{self.upstream_port}/v1"))
         self.manage("load_catalog", str(catalog))
         slug = f"bench-{int(time.time())}"
         slug = self.manage("create_tenant", slug, "--owner", "bench@example.com")
@@ -234,15 +235,24 @@ def measure(stack: Stack, key: str, seconds: float) -> dict:
 
     # CPU per request and per 20-chunk stream, from the processes' own counters.
     # Enough requests that the kernel's 10 ms CPU ticks blur the result by well under 1%.
-    async def cpu_of(body, port, headers, pids_of, count=2000 if not stack.smoke else 40):
+    failed = {}
+
+    async def cpu_of(body, port, headers, pids_of, count=2000 if not stack.smoke else 40,
+                     path="/v1/chat/completions", name=None):
         pids = pids_of()
         before = cpu_seconds(pids)
-        result = await loadgen.run(HOST, port, "/v1/chat/completions", body, headers, 8, 600,
+        result = await loadgen.run(HOST, port, path, body, headers, 8, 600,
                                    max_requests_per_connection=count // 8)
+        if name and (result.errors or set(result.statuses) != {200}):
+            failed[name] = (result.errors, result.statuses)
         return (cpu_seconds(pids) - before) / max(len(result.latencies), 1) * 1000
 
-    cpu_chat = asyncio.run(cpu_of(CHAT, gw, gateway, stack.web_pids))
-    cpu_stream = asyncio.run(cpu_of(stream_body(20), gw, gateway, stack.web_pids))
+    # Each surface's CPU per request beside chat's (bench/agent_surfaces.py).
+    surfaces = agent_surfaces.cpu_per_request(
+        lambda path, body, name: asyncio.run(cpu_of(body, gw, gateway, stack.web_pids, path=path, name=name)),
+        lambda path, body: stack.smoke or asyncio.run(loadgen.run(HOST, gw, path, body, gateway, 2, 0.3)),
+        rounds=1 if stack.smoke else 3)
+    cpu_chat, cpu_stream = surfaces[("openai", "chat", False)], surfaces[("openai", "chat", True)]
     other = None
     if lt:
         lt_pids = lambda: tree_pids(lt.process.pid)  # noqa: E731
@@ -269,7 +279,8 @@ def measure(stack: Stack, key: str, seconds: float) -> dict:
     streams = 1000 if not stack.smoke else 50
     held, base_rss, peak_rss = asyncio.run(slow_streams(streams))
     return {"rows": rows, "cpu_chat_ms": cpu_chat, "cpu_stream_ms": cpu_stream,
-            "streams": (streams, held, base_rss, peak_rss), "litellm": other}
+            "streams": (streams, held, base_rss, peak_rss), "litellm": other, "surfaces": surfaces,
+            "surface_failures": failed}
 
 
 def report(m: dict, seconds: float) -> str:
@@ -320,6 +331,7 @@ def report(m: dict, seconds: float) -> str:
             f"{base_rss:.0f} MiB).")
     else:
         lines.append("- LiteLLM's proxy was not part of this run (not installed, or --no-litellm).")
+    lines += agent_surfaces.report(m["surfaces"])
     lines += [
         f"- {count} slow streams opened at once: {held} received their first chunk within 10 s; web processes' RSS "
         f"{base_rss:.0f} MiB before, {peak_rss:.0f} MiB while holding them.",
@@ -334,6 +346,8 @@ def gateway_problems(m: dict) -> list[str]:
     stream that never started. A benchmark of a failing gateway measures nothing."""
     problems = [f"{name}: {row[1].errors} errors, statuses {row[1].statuses}" for name, row in m["rows"].items()
                 if row[1].errors or not row[1].latencies]
+    problems += [f"{name}: {errors} errors, statuses {statuses}"
+                 for name, (errors, statuses) in m["surface_failures"].items()]
     count, held, _, _ = m["streams"]
     if held < count:
         problems.append(f"{count - held} of {count} slow streams got no first chunk")

@@ -25,7 +25,8 @@ def _plan(model) -> list[tuple[str, str, bool]]:
     return _columns[model]
 
 
-def copy_objects(model, objects: list) -> None:
+def copy_rows(model, rows: list[dict]) -> None:
+    """Rows of column values by attribute name (billing.usage_rows) into the model's table."""
     plan = _plan(model)
     table = connection.ops.quote_name(model._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(column) for column, _, _ in plan)
@@ -33,9 +34,8 @@ def copy_objects(model, objects: list) -> None:
     # booking tells "the database is down" from "this event is refused" by those classes.
     with connection.cursor() as cursor, connection.wrap_database_errors:
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for obj in objects:
-                copy.write_row([to_units(getattr(obj, attr)) if money else getattr(obj, attr)
-                                for _, attr, money in plan])
+            for row in rows:
+                copy.write_row([to_units(row[attr]) if money else row[attr] for _, attr, money in plan])
 
 
 def reserve_ledger_ids(count: int) -> list[int]:

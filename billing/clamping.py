@@ -57,27 +57,34 @@ def _fitted_fields():
 TEXT_FIELDS, COUNT_FIELDS = _fitted_fields()
 
 
-def fit_record(record: UsageRecord) -> UsageRecord:
-    """The record with every upstream-written field made storable (in place)."""
-    for field in TEXT_FIELDS:
-        value = getattr(record, field.attname)
+# (attribute, max length) and (attribute, internal type) of the fitted fields.
+TEXTS = [(field.attname, field.max_length) for field in TEXT_FIELDS]
+COUNTS = [(field.attname, field.get_internal_type()) for field in COUNT_FIELDS]
+
+
+def fit_values(values: dict) -> dict:
+    """A usage record's column values by attribute name (billing.usage_rows) with every
+    upstream-written field made storable (in place)."""
+    for attname, max_length in TEXTS:
+        value = values[attname]
         if value is not None:
-            setattr(record, field.attname, fit_text(value, field.max_length))
-    for field in COUNT_FIELDS:
-        value = getattr(record, field.attname)
+            values[attname] = fit_text(value, max_length)
+    for attname, internal_type in COUNTS:
+        value = values[attname]
         if isinstance(value, int) and not isinstance(value, bool):
-            setattr(record, field.attname, fit_count(value, field.get_internal_type()))
-    return record
+            values[attname] = fit_count(value, internal_type)
+    return values
 
 
-def forget_missing_references(records: list[UsageRecord]) -> None:
+def forget_missing_references(records: list[dict]) -> None:
     """Unlink keys and catalog models that no longer exist, in place. The database checks
     these references only at commit, where one dangling id would refuse every event."""
     for name in ("api_key", "catalog_model"):
         field = UsageRecord._meta.get_field(name)
-        wanted = {getattr(r, field.attname) for r in records} - {None}
+        attname = field.attname
+        wanted = {r[attname] for r in records} - {None}
         found = field.related_model.objects.filter(pk__in=wanted).values_list("pk", flat=True) if wanted else ()
         existing = set(found)
         for record in records:
-            if getattr(record, field.attname) not in existing:
-                setattr(record, field.attname, None)
+            if record[attname] not in existing:
+                record[attname] = None

@@ -12,7 +12,7 @@ from datetime import UTC
 
 from django.db import connection
 
-from .models import LedgerEntry, LedgerUsageDay, UsageDay
+from .models import LedgerUsageDay, UsageDay
 from .money import to_units
 
 
@@ -46,7 +46,7 @@ def _upsert(model, columns: list[tuple[str, str]], conflict: list[str], updates:
 
 
 def add_usage(records) -> None:
-    """Add freshly booked usage records to their UsageDay rows."""
+    """Add freshly booked usage records (records or billing.usage_rows rows) to their UsageDay rows."""
     sums = defaultdict(lambda: [0, 0, 0, 0])
     for r in records:
         group = (r.organization_id, utc_day(r.created_at), r.model, r.api_key_id or 0, r.status)
@@ -67,13 +67,14 @@ def add_usage(records) -> None:
             rows)
 
 
-def add_ledger_usage(entries: list[LedgerEntry]) -> None:
-    """Add freshly written usage ledger entries (with their ids) to their LedgerUsageDay rows."""
+def add_ledger_usage(entries) -> None:
+    """Add freshly written usage ledger entries (with their ids; entries or billing.usage_rows
+    rows) to their LedgerUsageDay rows."""
     sums = {}
     for e in entries:
         group = (e.account_id, utc_day(e.created_at))
-        count, amount, first, last = sums.get(group, (0, 0, e.pk, e.pk))
-        sums[group] = (count + 1, amount + to_units(e.amount), min(first, e.pk), max(last, e.pk))
+        count, amount, first, last = sums.get(group, (0, 0, e.id, e.id))
+        sums[group] = (count + 1, amount + to_units(e.amount), min(first, e.id), max(last, e.id))
     adapt = connection.ops.adapt_datefield_value
     rows = [(account, adapt(day), *totals) for (account, day), totals in sorted(sums.items())]
     table = connection.ops.quote_name(LedgerUsageDay._meta.db_table)

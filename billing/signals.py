@@ -5,7 +5,8 @@ from django.dispatch import Signal
 
 from .ledger import open_account
 
-# Sent with `records=` (the UsageRecords just written) inside the booking transaction.
+# Sent with `records=` (the usage records just written, as billing.usage_rows rows: a
+# UsageRecord's attributes, read alike) inside the booking transaction.
 usage_booked = Signal()
 # Sent with `cutoff=` (a datetime) when usage retention has deleted the records before it:
 # what the layers above keep per request (stored responses) goes with them.

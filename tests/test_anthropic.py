@@ -123,3 +123,26 @@ def test_anthropic_errors_arrive_in_our_envelope(client, claude):
     assert err.value.status_code == 502 and err.value.code == "upstream_error"
     with pytest.raises(openai.APIError):
         list(client.chat.completions.create(model="claude:claude-error-event", messages=HELLO, stream=True))
+
+
+@pytest.mark.parametrize("extra, param", [
+    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"n": 2}, "n"),
+    ({"logprobs": True}, "logprobs"),
+    ({"seed": 7}, "seed"),
+    ({"frequency_penalty": 0.5}, "frequency_penalty"),
+    ({"reasoning_effort": "high"}, "reasoning_effort"),
+])
+def test_what_anthropic_cannot_express_is_a_400_not_dropped(client, claude, extra, param):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="claude:claude-ok", messages=HELLO, extra_body=extra)
+    assert (refused.value.code, refused.value.param) == ("unsupported_parameter", param)
+    assert not claude.requests  # refused before any upstream call, so not charged
+
+
+def test_hints_pass_quietly_and_parallel_tool_calls_false_is_said_in_anthropic_terms(client, claude):
+    client.chat.completions.create(model="claude:claude-tools", messages=HELLO, tools=TOOLS,
+                                   parallel_tool_calls=False, n=1, extra_body={"prompt_cache_key": "thread-1"})
+    sent = claude.requests[-1]["body"]
+    assert sent["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    assert "prompt_cache_key" not in sent and "n" not in sent

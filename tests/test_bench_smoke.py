@@ -37,4 +37,8 @@ def test_a_smoke_run_of_the_benchmark_measures_every_scenario(tmp_path):
     for scenario in ("chat c=1", "chat c=16", "chat c=64", "stream 20 chunks c=1", "stream 1000 chunks c=1"):
         assert f"| {scenario} |" in done.stdout
     assert "CPU time in the web processes" in done.stdout
+    for surface, upstream in (("chat", "openai (as is)"), ("responses", "openai (translated)"),
+                              ("messages", "openai (translated)"), ("chat", "anthropic (translated)"),
+                              ("messages", "anthropic (native)")):  # each surface's CPU beside chat's
+        assert f"| {surface} | {upstream} | " in done.stdout
     assert not output.exists()  # a smoke run never rewrites the published results

@@ -174,7 +174,7 @@ def test_a_capped_answer_is_incomplete(client, upstreams):
     assert capped.status == "incomplete" and capped.incomplete_details.reason == "max_output_tokens"
     assert capped.max_output_tokens == 2 and capped.output_text == "Hello from"
     events = list(client.responses.create(model="google:gemini-max-tokens", input="Count", stream=True))
-    assert events[-1].type == "response.incomplete"
+    assert events[-1].type == "response.completed" and events[-1].response.status == "incomplete"
     assert events[-1].response.incomplete_details.reason == "max_output_tokens"
 
 

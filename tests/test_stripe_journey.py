@@ -1,5 +1,6 @@
 """A new user, without an operator: sign up, pay against the Stripe stand-in, see the
-credit, call the gateway with the openai SDK. And the embedded default's signup credit,
+credit, set a low-balance alert, call the gateway with the openai SDK, and get the alert as
+a signed webhook. And the embedded default's signup credit,
 which lets a new sign-up call demo:echo before paying anything."""
 
 import os
@@ -17,6 +18,7 @@ from console.tenancy.models import Membership
 from gateway.keys.api_keys import mint_api_key
 from tests.billing_helpers import balance
 from tests.stripe_standin import event, sign, standin, stripe_server  # noqa: F401 (fixtures)
+from tests.webhook_receiver import WebhookReceiver, verify
 
 PASSWORD = "a long passphrase 42"
 
@@ -49,7 +51,8 @@ def echo(sdk):
                                        max_tokens=16)
 
 
-def test_sign_up_pay_and_call_without_an_operator(live_server, mailoutbox, catalog, standin):
+def test_sign_up_pay_and_call_without_an_operator(live_server, mailoutbox, catalog, standin, settings):
+    settings.ALERT_WEBHOOK_ALLOW_PRIVATE = True  # the receiver listens on loopback
     browser = sign_up(live_server, mailoutbox, "erin@new.example")
     org = Membership.objects.get(user__email="erin@new.example").organization
     sdk = gateway(live_server, org)
@@ -78,9 +81,38 @@ def test_sign_up_pay_and_call_without_an_operator(live_server, mailoutbox, catal
     assert '<div class="value" id="balance">20</div>' in page and ">Paid<" in page
     assert 'id="add-money"' not in browser.get(f"{live_server.url}/dashboard/", timeout=10).text
 
-    answer = echo(sdk)
-    assert answer.model == "demo:echo" and answer.usage.total_tokens > 0
-    assert Decimal(0) < balance(org) < Decimal(20)
+    # Hear before the money runs out: a threshold just under the balance, so the first
+    # call crosses it, and a webhook to hear it on.
+    with WebhookReceiver() as receiver:
+        alerts = browser.get(f"{live_server.url}/alerts/", timeout=10)
+        saved = browser.post(f"{live_server.url}/alerts/settings/", timeout=10, data={
+            "csrfmiddlewaretoken": csrf_token(alerts), "threshold": "19.9999999", "webhook_url": receiver.url})
+        secret = re.search(r'id="new-secret">([^<]+)<', saved.text).group(1)
+
+        answer = echo(sdk)
+        assert answer.model == "demo:echo" and answer.usage.total_tokens > 0
+        assert Decimal(0) < balance(org) < Decimal(20)
+
+        deliver_booked_alerts()
+        (received,) = receiver.wait_for(1)
+        alert = verify(secret, received.body, received.headers["x-mixgateway-signature"])
+        assert (alert["type"], alert["organization"], alert["threshold_usd"]) == ("balance.low", org.slug, "19.9999999")
+        assert Decimal(alert["balance_usd"]) == balance(org)
+        assert "balance.low" in browser.get(f"{live_server.url}/alerts/", timeout=10).text  # the delivery log
+
+
+def deliver_booked_alerts() -> None:
+    """Book the usage and send its alerts as the Celery worker would; the embedded default
+    has booked it in-process and sends from a thread of its own."""
+    from billing.models import AlertDelivery
+    from billing.reconcile import reconcile
+    from billing.tasks import deliver_alert
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        reconcile()
+        for delivery in AlertDelivery.objects.filter(channel="webhook", status="pending"):
+            deliver_alert.apply(args=[str(delivery.uuid)])
 
 
 def test_a_signup_credit_lets_a_new_user_call_demo_echo_at_once(live_server, mailoutbox, catalog, settings):

@@ -41,10 +41,8 @@ def index(request):
             "input": _price(m.input_per_mtok),
             "output": _price(m.output_per_mtok),
             "cached": _price(m.cached_input_per_mtok),
-            # The price of writing the provider's prompt cache. CatalogModel gains
-            # cache_write_per_mtok on another branch ("messages"); until it is merged the
-            # column shows "—". The integrator may read m.cache_write_per_mtok directly then.
-            "cache_write": _price(getattr(m, "cache_write_per_mtok", None)),
+            # Unset, a cache write is charged at the input price (billing.charging.cost_of).
+            "cache_write": _price(m.cache_write_per_mtok),
             "max_output_tokens": m.max_output_tokens,
             "context_window": m.context_window,
         }

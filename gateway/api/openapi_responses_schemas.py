@@ -116,8 +116,8 @@ RESPONSES_SCHEMAS = {
     "ResponseStreamEvent": {
         "type": "object",
         "description": "One event of a /v1/responses stream: `event: TYPE` and `data: {json}` whose `type` is "
-                       "TYPE and `sequence_number` counts from 0. The last is response.completed (or "
-                       "response.incomplete) with the whole Response, or response.failed.",
+                       "TYPE and `sequence_number` counts from 0. The last is response.completed with the "
+                       "whole Response (its status incomplete when capped), or response.failed.",
         "required": ["data"],
         "properties": {"data": {"type": "string"}, "event": {"type": "string"}},
     },

@@ -264,7 +264,9 @@ def to_chat(request: MessagesRequest) -> ChatRequest:
             raise _cannot(f"'{name}'", name)
     thinking = body.get("thinking")
     if thinking and thinking.get("type") != "disabled":
-        raise _cannot("Extended thinking ('thinking')", "thinking")
+        raise InvalidRequest("Extended thinking ('thinking') cannot be expressed to this model's provider: send it "
+                             "to an Anthropic model, or leave it out (Claude Code: set MAX_THINKING_TOKENS=0, "
+                             "see docs/agents.md).", code="unsupported_parameter", param="thinking")
     chat = {"model": request.model, "messages": chat_messages(body), "max_tokens": request.max_tokens}
     if request.stream:
         chat["stream"] = True

@@ -17,8 +17,9 @@ from .chat_request import MAX_OUTPUT_TOKENS, ChatRequest, parse_chat_request
 ROLES = {"user", "assistant", "system", "developer"}
 # Accepted and answered as OpenAI does, with nothing to send upstream: `include` only
 # names extra output (none of which the gateway makes), `truncation` is the caller's
-# permission to drop context (never needed here), `stream_options` tunes obfuscation.
-ACCEPTED = {"include", "truncation", "stream_options", "background", "reasoning", "metadata", "store",
+# permission to drop context (never needed here), `stream_options` tunes obfuscation,
+# `client_metadata` is the client's own labels (the Codex CLI sends it on every request).
+ACCEPTED = {"client_metadata", "include", "truncation", "stream_options", "background", "reasoning", "metadata", "store",
             "previous_response_id", "instructions", "input", "model", "stream", "tools", "tool_choice", "text",
             "max_output_tokens", "temperature", "top_p", "parallel_tool_calls"}
 # Passed to the chat upstream under the same name.

@@ -9,8 +9,11 @@ and records the outcome that SettlingStream settles.
 Events, as OpenAI sends them: response.created, response.in_progress, then per output item
 output_item.added, (content_part.added, output_text.delta…, output_text.done,
 content_part.done | function_call_arguments.delta…, function_call_arguments.done),
-output_item.done, and last response.completed (or response.incomplete when the output cap
-or a content filter cut the answer) carrying the whole response with its usage and cost.
+output_item.done, and last response.completed carrying the whole response with its usage
+and cost, its status "incomplete" when the output cap or a content filter cut the answer.
+(OpenAI itself names that last event response.incomplete; DESIGN.md's contract, which
+callers and the official SDK's stream helper rely on, ends every answer that was not cut
+by a failure in response.completed.)
 """
 
 import logging
@@ -163,9 +166,8 @@ def _relay(first_chunk, chunks, exchange: Exchange):
         closing = list(events.close_open())
         final = events.response("completed", usage)
         keep(exchange, final, usage)  # before the last event: a GET right after it finds the response
-        kind = "response.completed" if final["status"] == "completed" else "response.incomplete"
         status = "completed"
-        yield b"".join(closing) + events.lifecycle(kind, final, cost_of(usage, exchange.route))
+        yield b"".join(closing) + events.lifecycle("response.completed", final, cost_of(usage, exchange.route))
     except GatewayError as e:
         status, error = "upstream_error", e
         yield _failed(events, e)

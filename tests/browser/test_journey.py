@@ -194,6 +194,10 @@ def test_new_customer_journey(page, live_server, catalog, mailoutbox):
     for name in ("billing", "members"):
         visit(page, base, f"/{name}/")
         screenshot(page, name)
+    from django.urls import reverse
+
+    visit(page, base, reverse("billing_statement_current"))
+    screenshot(page, "statement")
 
     revoke_key(page, base, "journey")
     row = page.locator("[data-key-prefix]").filter(has_text="journey")

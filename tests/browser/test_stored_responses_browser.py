@@ -7,7 +7,7 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from gateway.routing.catalog_loader import load_catalog
-from tests.browser.support import skip_or_fail_without_browser
+from tests.browser.support import screenshot, skip_or_fail_without_browser
 from tests.console.conftest import alice, dave  # noqa: F401  (the console's people, as fixtures)
 
 skip_or_fail_without_browser()
@@ -32,6 +32,7 @@ def test_an_admin_reads_and_deletes_a_stored_response(page, live_server, org, da
     expect(page.locator("[data-item=input]")).to_contain_text("Tell me about <tigers>")
     expect(page.locator("[data-item=output]")).to_contain_text("Tell me about <tigers>")
     expect(page.get_by_text("Echo it.")).to_be_visible()
+    screenshot(page, "stored-response")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete").click()
     expect(page.get_by_text(f"Deleted stored response {made.id}.")).to_be_visible()

@@ -8,6 +8,7 @@ from gateway.routing.catalog_loader import load_catalog
 from gateway.models import CatalogModel, Provider
 from gateway.routing.resilience import cooldowns
 from gateway.upstream.upstream_keys import encrypt
+from tests.conftest import catalog_yaml
 
 pytestmark = pytest.mark.django_db
 
@@ -109,3 +110,16 @@ def test_it_shows_each_models_surfaces_and_every_price_column(as_bob, catalog, m
     for heading in ("Input", "Cached input", "Cache write", "Output", "Max output tokens", "Context window"):
         assert f">{heading}</th>" in page
     assert 'data-surface="messages"' in page and 'data-surface="embeddings"' in page
+
+
+def test_the_cache_write_price_shows_or_says_it_is_the_input_price(as_bob, catalog):
+    load_catalog(catalog_yaml(catalog.base_url) + """  claude:
+    protocol: anthropic
+    base_url: http://127.0.0.1:9/v1
+    models:
+      priced: {input_per_mtok: "3", output_per_mtok: "15", cache_write_per_mtok: "3.75"}
+      unpriced: {input_per_mtok: "3", output_per_mtok: "15"}
+""")
+    rows = rows_of(as_bob.get("/models/"))
+    assert rows["claude:priced"]["cache_write"] == "3.75"
+    assert rows["claude:unpriced"]["cache_write"] is None  # the page says "as input"

@@ -104,8 +104,31 @@ def _tool_choice(choice):
     return None
 
 
+# Chat fields the translation below carries, and hints Anthropic has no use for (it caches
+# by cache_control and identifies end users by metadata.user_id, which "user" becomes).
+_TRANSLATED = {"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
+               "top_p", "top_k", "stop", "tools", "tool_choice", "parallel_tool_calls", "user"}
+_HINTS = {"prompt_cache_key", "safety_identifier"}
+
+
+def _check_expressible(body: dict) -> None:
+    """What would change the answer but cannot be said to Anthropic (JSON mode, several
+    choices, log probabilities, penalties, a seed, a reasoning effort...) is a 400 naming
+    the field, never dropped on the way."""
+    for name, value in body.items():
+        if value is None or name in _TRANSLATED or name in _HINTS:
+            continue
+        if name == "n" and value == 1:
+            continue
+        if name == "logprobs" and value is False:
+            continue
+        raise InvalidRequest(f"'{name}' is not supported by this model's provider (Anthropic).",
+                             code="unsupported_parameter", param=name)
+
+
 def to_anthropic(route, chat) -> dict:
     body = chat.body
+    _check_expressible(body)
     system, messages = _messages(body["messages"])
     request = {
         "model": route.upstream_model,
@@ -123,6 +146,8 @@ def to_anthropic(route, chat) -> dict:
     if body.get("tools"):
         request["tools"] = _tools(body["tools"])
         choice = _tool_choice(body.get("tool_choice"))
+        if body.get("parallel_tool_calls") is False and (choice or {}).get("type") != "none":
+            choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
         if choice:
             request["tool_choice"] = choice
     if isinstance(body.get("user"), str):

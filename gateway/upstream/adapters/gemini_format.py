@@ -21,7 +21,10 @@ FINISH_REASONS = {
 TOOL_CHOICES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 # Fields of a chat request that need no Gemini counterpart: stream_options (a stream always
 # ends with usage here) and user (Gemini has no end-user field; nothing depends on it).
-_NOT_SENT = {"model", "messages", "stream", "stream_options", "user", "max_tokens", "max_completion_tokens"}
+# Not sent: what the request says elsewhere, and hints Gemini has no use for (its caching
+# is implicit; it has no end-user identifier).
+_NOT_SENT = {"model", "messages", "stream", "stream_options", "user", "max_tokens", "max_completion_tokens",
+             "prompt_cache_key", "safety_identifier"}
 _SAMPLING = {"temperature": "temperature", "top_p": "topP", "top_k": "topK", "seed": "seed",
              "presence_penalty": "presencePenalty", "frequency_penalty": "frequencyPenalty"}
 _TRANSLATED = {"stop", "n", "tools", "tool_choice", "parallel_tool_calls", "response_format", "logprobs"}
