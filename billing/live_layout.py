@@ -37,9 +37,13 @@ class Layout:
     def shard_of(self, org_id) -> int:
         return int(org_id) % self.shards
 
+    # Both are asked for several times a request: remembered, they are one dictionary
+    # lookup (a Layout is frozen, and a process has one or two for its whole life).
+    @functools.lru_cache(maxsize=None)  # noqa: B019
     def _shard(self, shard: int) -> str:
         return f"{self.prefix}:{{{shard_tags(self.shards)[shard]}}}"
 
+    @functools.lru_cache(maxsize=65536)  # noqa: B019
     def organization(self, org_id) -> str:
         """The start of every key the organization has."""
         return f"{self._shard(self.shard_of(org_id))}:o{org_id}"

@@ -17,6 +17,17 @@ from .errors import refusal_response
 
 API_PREFIX = "/v1/"
 _api_urls = URLResolver(RegexPattern(r"^/v1/"), "gateway.api.urls")
+# The inference endpoints' fixed paths, found by one dictionary lookup: resolving builds two
+# ResolverMatch objects a request, which nothing on these paths reads.
+HOT_PATHS = ("chat/completions", "embeddings", "responses", "messages", "messages/count_tokens")
+_hot_views = None
+
+
+def _hot_view(path: str):
+    global _hot_views
+    if _hot_views is None:
+        _hot_views = {API_PREFIX + route: _api_urls.resolve(API_PREFIX + route).func for route in HOT_PATHS}
+    return _hot_views.get(path)
 
 
 class ApiEntryMiddleware:
@@ -33,9 +44,13 @@ class ApiEntryMiddleware:
         request.request_id = request_id = str(uuid.uuid4())
         try:
             request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it for every other page
-            match = _api_urls.resolve(request.path_info)  # gateway.api.urls ends in a catch-all
-            request.resolver_match = match
-            response = match.func(request, *match.args, **match.kwargs)
+            view = _hot_view(request.path_info)
+            if view is not None:
+                response = view(request)
+            else:
+                match = _api_urls.resolve(request.path_info)  # gateway.api.urls ends in a catch-all
+                request.resolver_match = match
+                response = match.func(request, *match.args, **match.kwargs)
             if callable(getattr(response, "render", None)):  # DRF's Response (the schema), as Django would
                 response = response.render()
         except Exception as exc:  # noqa: BLE001 - every failure becomes the envelope
