@@ -95,3 +95,15 @@ def test_a_body_is_not_read_before_the_key_is_known_to_be_valid(live_server, cat
         started = time.monotonic()
         head = sock.recv(65536)
     assert head.startswith(b"HTTP/1.1 401") and time.monotonic() - started < 5
+
+
+def test_a_wrong_method_is_a_405_that_says_what_is_allowed(client, db):
+    import requests as http
+
+    base = str(client.base_url).rstrip("/")
+    answer = http.get(f"{base}/chat/completions", headers={"Authorization": f"Bearer {client.api_key}"}, timeout=10)
+    assert answer.status_code == 405 and "POST" in answer.headers["Allow"]
+    assert answer.json()["error"]["code"] == "method_not_allowed"
+    ok = http.post(f"{base}/chat/completions", headers={"Authorization": f"Bearer {client.api_key}"}, timeout=10,
+                   json={"model": "mock:ok", "messages": [{"role": "user", "content": "hi"}]})
+    assert ok.status_code == 200 and "Allow" not in ok.headers and "Vary" not in ok.headers

@@ -40,6 +40,18 @@ class ApiView(APIView):
         # DRF's own also negotiates, versions, checks permissions and throttles: none here.
         self.perform_authentication(request)
 
+    @property
+    def default_response_headers(self):
+        # DRF puts "Allow" (a scan of the view's methods) and "Vary: Accept" on every answer;
+        # nothing here is negotiated, and only a 405 needs to say what is allowed.
+        return {}
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code == 405:
+            response["Allow"] = ", ".join(self.allowed_methods)
+        return response
+
 
 class ChatCompletionsView(ApiView):
     @openapi.chat_completions
