@@ -160,6 +160,15 @@ class Exchange:
     def estimated_usage(self, basis: str) -> Usage:
         return Usage(self.request.prompt_estimate(), self.text.relayed_tokens, basis=basis)
 
+    def cut_short_usage(self, usage: Usage | None) -> Usage:
+        """What a stream cut short is charged, on every surface: the prompt as the upstream
+        counted it so far (else the estimate), and at least the output the caller received."""
+        if usage is None:
+            return self.estimated_usage("partial")
+        return Usage(usage.prompt_tokens, max(usage.completion_tokens, self.text.relayed_tokens),
+                     cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
+                     reasoning_tokens=usage.reasoning_tokens, basis="partial")
+
     def settle(self) -> None:
         """Charge the outcome, queue its usage event, count and log it. Called once, after
         the caller has the answer (gateway.relay.SettlesOnClose); never raises, because

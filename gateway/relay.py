@@ -213,17 +213,21 @@ def _relay(first_chunk, chunks, exchange: Exchange):
         status, error = "upstream_error", e
         yield sse(e.body(exchange.request_id))
     except Exception:
-        log.exception("stream relay failed on request %s", exchange.request_id)
-        status = "upstream_error"
-        error = GatewayError("The gateway failed while relaying this stream.", code="internal_error",
-                             status=500, error_type="api_error")
+        status, error = "upstream_error", relay_failure(exchange)
         yield sse(error.body(exchange.request_id))
     finally:
         if usage is None or text.kept is not None:
             unread.count()  # the estimate of a cut stream, or the content log, needs the text
-        if status != "completed" and usage is None:
-            usage = exchange.estimated_usage("partial")
+        if status != "completed":
+            usage = exchange.cut_short_usage(usage)
         exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)
+
+
+def relay_failure(exchange: Exchange) -> GatewayError:
+    """The error a stream ends with when the gateway itself failed relaying it (logged)."""
+    log.exception("stream relay failed on request %s", exchange.request_id)
+    return GatewayError("The gateway failed while relaying this stream.", code="internal_error",
+                        status=500, error_type="api_error")
 
 
 def _first_fields(first_chunk) -> dict:

@@ -16,7 +16,8 @@ from ..api.errors import GatewayError, anthropic_error
 from ..metering import Exchange, Outcome, cost_of
 from ..parsing.encoding import dumps, encode
 from ..parsing.messages_request import STOP_REASONS
-from ..upstream.adapters import Usage, usage_from_openai
+from ..relay import relay_failure
+from ..upstream.adapters import usage_from_openai
 from ..upstream.adapters.anthropic_format import anthropic_usage, usage_from_anthropic
 from ..upstream.adapters.base import RawChunk
 
@@ -53,12 +54,6 @@ class MessagesStream:
 def _failure_event(exchange: Exchange, error: GatewayError) -> bytes:
     _, body = anthropic_error(error, exchange.request_id)
     return sse_event("error", body)
-
-
-def _internal_error(exchange: Exchange) -> GatewayError:
-    log.exception("messages stream relay failed on request %s", exchange.request_id)
-    return GatewayError("The gateway failed while relaying this stream.", code="internal_error", status=500,
-                        error_type="api_error")
 
 
 class _Blocks:
@@ -165,22 +160,12 @@ def _translate(exchange: Exchange, first, chunks):
         status, error = "upstream_error", e
         yield _failure_event(exchange, e)
     except Exception:
-        status, error = "upstream_error", _internal_error(exchange)
+        status, error = "upstream_error", relay_failure(exchange)
         yield _failure_event(exchange, error)
     finally:
         if status != "completed":
-            usage = _partial(exchange, usage)
+            usage = exchange.cut_short_usage(usage)
         exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)
-
-
-def _partial(exchange: Exchange, usage: Usage | None) -> Usage:
-    """What a stream cut short is charged: the prompt as the upstream counted it so far (or
-    the estimate), and at least the output the caller received."""
-    if usage is None:
-        return exchange.estimated_usage("partial")
-    return Usage(usage.prompt_tokens, max(usage.completion_tokens, exchange.text.relayed_tokens),
-                 cached_tokens=usage.cached_tokens, cache_write_tokens=usage.cache_write_tokens,
-                 reasoning_tokens=usage.reasoning_tokens, basis="partial")
 
 
 def relayed(exchange: Exchange, first, events) -> MessagesStream:
@@ -222,9 +207,9 @@ def _relay(exchange: Exchange, first, events):
         status, error = "upstream_error", e
         yield _failure_event(exchange, e)
     except Exception:
-        status, error = "upstream_error", _internal_error(exchange)
+        status, error = "upstream_error", relay_failure(exchange)
         yield _failure_event(exchange, error)
     finally:
         if status != "completed":
-            usage = _partial(exchange, usage)
+            usage = exchange.cut_short_usage(usage)
         exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)

@@ -21,7 +21,7 @@ import logging
 from ..api.errors import GatewayError
 from ..metering import Exchange, Outcome, cost_of
 from ..parsing.encoding import encode
-from ..relay import _as_dict, _relayed_text
+from ..relay import _as_dict, _relayed_text, relay_failure
 from ..upstream.adapters import usage_from_openai
 from .responses_objects import failure, function_call_item, keep, message_item, new_id, output_text_part, response_object
 
@@ -172,14 +172,11 @@ def _relay(first_chunk, chunks, exchange: Exchange):
         status, error = "upstream_error", e
         yield _failed(events, e)
     except Exception:
-        log.exception("responses stream failed on request %s", exchange.request_id)
-        status = "upstream_error"
-        error = GatewayError("The gateway failed while relaying this stream.", code="internal_error",
-                             status=500, error_type="api_error")
+        status, error = "upstream_error", relay_failure(exchange)
         yield _failed(events, error)
     finally:
-        if status != "completed" and usage is None:
-            usage = exchange.estimated_usage("partial")
+        if status != "completed":
+            usage = exchange.cut_short_usage(usage)
         exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)
 
 
