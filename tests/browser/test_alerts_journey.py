@@ -6,10 +6,9 @@ import time
 
 import pytest
 from django.conf import settings as django_settings
-from django.test import Client
 
 from billing.models import AlertDelivery
-from tests.browser.support import DESKTOP, PHONE, TIMEOUT_MS, screenshot, skip_or_fail_without_browser
+from tests.browser.support import DESKTOP, PHONE, TIMEOUT_MS, screenshot, session_for, skip_or_fail_without_browser
 from tests.console.conftest import alice  # noqa: F401  (the console's owner, as a fixture)
 from tests.webhook_receiver import WebhookReceiver
 
@@ -21,16 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def logged_in_page(browser, base: str, user, viewport: dict):
-    context = browser.new_context(viewport=viewport)
+    context, page = session_for(browser, base, user, viewport)
     context.set_default_timeout(TIMEOUT_MS)
-    client = Client()
-    client.force_login(user)
-    context.add_cookies([{"name": django_settings.SESSION_COOKIE_NAME, "url": base,
-                          "value": client.cookies[django_settings.SESSION_COOKIE_NAME].value}])
-    page = context.new_page()
-    page.errors = []
-    page.on("pageerror", lambda exc: page.errors.append(f"{page.url}: {exc}"))
-    page.on("console", lambda msg: msg.type == "error" and page.errors.append(f"{page.url}: {msg.text}"))
     return context, page
 
 
