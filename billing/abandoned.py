@@ -5,7 +5,8 @@ A web worker killed mid-request (SIGKILL, out of memory) never reaches settlemen
 request would end as a hold that expires and no charge, although an upstream may have
 answered. Admission therefore writes an intent beside the hold, in the same script and
 round trip (billing.live_scripts.ADMIT): the request, its key, the route it was sent to,
-its prompt estimate and that estimate's cost at the route's prices. Settlement removes it.
+its prompt estimate and the route's prices (the sweep prices the estimate with the one cost
+rule when it books). Settlement removes it.
 An intent older than GATEWAY_ABANDONED_AFTER_SECONDS (longer than any upstream timeout)
 belongs to a request nobody will settle: the sweep (billing.live.book_abandoned, run by
 Celery beat) books it once, status "abandoned", charged the prompt estimate — the least
@@ -17,19 +18,19 @@ from decimal import Decimal
 
 import orjson
 
-from .charging import Prices, cost_of, usage_event
+from .charging import Prices, usage_event
 
 
 def intent(request_id: str, organization_id: int, key_id: int, model_id: int | None, model: str, stream: bool,
            prompt_tokens: int, prices: Prices, started_at: datetime) -> str:
     """The intent of an admitted request, as the JSON the live store keeps."""
+    input_price, output_price, cached_price, _ = prices.texts
     return orjson.dumps({
         "request_id": request_id, "organization_id": organization_id, "key_id": key_id, "model_id": model_id,
         "model": model, "stream": stream, "prompt_tokens": prompt_tokens,
-        "input_per_mtok": str(prices.input_per_mtok), "output_per_mtok": str(prices.output_per_mtok),
-        "cached_input_per_mtok": None if prices.cached_input_per_mtok is None else str(prices.cached_input_per_mtok),
+        "input_per_mtok": input_price, "output_per_mtok": output_price, "cached_input_per_mtok": cached_price,
         # Unix seconds: a tenth of the cost of isoformat() on the hot path.
-        "cost": str(cost_of(prices, prompt_tokens, 0)), "started_at": started_at.timestamp(),
+        "started_at": started_at.timestamp(),
     }).decode()
 
 

@@ -2,11 +2,11 @@
 admission may refuse it. billing.live holds and settles the money itself.
 """
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 
-from .money import token_cost
+from .money import PerToken, cost_in_usd, per_token, token_cost_units
 
 
 class InsufficientBalance(Exception):
@@ -26,6 +26,15 @@ class Prices:
     output_per_mtok: Decimal
     cached_input_per_mtok: Decimal | None
     cache_write_per_mtok: Decimal | None = None  # Anthropic's cache creation; None: the input price
+    # Worked out once per model's prices (the catalog's routes keep theirs), not per request.
+    per_token: PerToken = field(init=False, repr=False, compare=False)
+    texts: tuple = field(init=False, repr=False, compare=False)  # as usage events and intents write them
+
+    def __post_init__(self):
+        object.__setattr__(self, "per_token", per_token(self.input_per_mtok, self.output_per_mtok,
+                                                        self.cached_input_per_mtok, self.cache_write_per_mtok))
+        object.__setattr__(self, "texts", tuple(None if price is None else str(price) for price in (
+            self.input_per_mtok, self.output_per_mtok, self.cached_input_per_mtok, self.cache_write_per_mtok)))
 
 
 @dataclass(frozen=True)
@@ -61,10 +70,10 @@ class UsageEvent:
 def cost_of(prices: Prices, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
             cache_write_tokens: int = 0) -> Decimal:
     """The exact cost of a request's tokens at its prices: the one formula behind the
-    charge, the cost header and a stream's usage chunk (billing.money.token_cost says how
+    charge, the cost header and a stream's usage chunk (billing.money.token_cost_units says how
     each bucket is priced, and why a cache write without its own price costs the input price)."""
-    return token_cost(prompt_tokens, completion_tokens, prices.input_per_mtok, prices.output_per_mtok,
-                      cached_tokens, prices.cached_input_per_mtok, cache_write_tokens, prices.cache_write_per_mtok)
+    return cost_in_usd(token_cost_units(prompt_tokens, completion_tokens, prices.per_token, cached_tokens,
+                                        cache_write_tokens))
 
 
 def worst_case_cost(prompt_tokens_bound: int, output_tokens_bound: int, prices: Prices) -> Decimal:
@@ -83,17 +92,13 @@ def usage_event(event_fields: dict, prices: Prices) -> tuple[Decimal, dict]:
     priced = {
         "cache_write_tokens": 0,
         **event_fields,
-        "input_per_mtok": str(prices.input_per_mtok),
-        "output_per_mtok": str(prices.output_per_mtok),
-        "cached_input_per_mtok": _price(prices.cached_input_per_mtok),
-        "cache_write_per_mtok": _price(prices.cache_write_per_mtok),
+        "input_per_mtok": prices.texts[0],
+        "output_per_mtok": prices.texts[1],
+        "cached_input_per_mtok": prices.texts[2],
+        "cache_write_per_mtok": prices.texts[3],
         "cost": str(cost),
     }
     return cost, {name: priced[name] for name in EVENT_FIELDS}
-
-
-def _price(price: Decimal | None) -> str | None:
-    return None if price is None else str(price)
 
 
 def event_time(event: dict) -> datetime:

@@ -24,6 +24,7 @@ Admission also writes the request's intent (billing.abandoned), so that a reques
 web process dies before settling is still booked, once, by book_abandoned.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -171,9 +172,7 @@ def _admit(store: _Store, key, request_id: str, amount: Decimal, intent: str, wh
         refreshed = store.refreshed.get(org_id)
         if refreshed is None or time.monotonic() - refreshed > settings.GATEWAY_CACHE_SECONDS:
             _load_account(store, org_id)
-    shard = lay.shard_of(org_id)
-    keys = [*lay.window(org_id, key.key_id), lay.key_spend(org_id, key.key_id), lay.account(org_id),
-            lay.holds(shard), lay.intents_by_time(shard), lay.intents(shard)]
+    keys = _admission_keys(lay, org_id, key.key_id)
     member = lay.hold_member(org_id, key.key_id, request_id)
     rate_limited = bool(key.rpm_limit or key.tpm_limit)
     now = when.timestamp()
@@ -213,6 +212,23 @@ def _admit(store: _Store, key, request_id: str, amount: Decimal, intent: str, wh
     return Admitted(window, from_units(snapshot.balance - snapshot.pending))
 
 
+@functools.lru_cache(maxsize=65536)
+def _admission_keys(lay: Layout, org_id: int, key_id: int) -> tuple[str, ...]:
+    """ADMIT's KEYS (billing.live_scripts), in its order; UNADMIT takes the same. Remembered:
+    they are the same for every request of the key, and naming them is a dozen calls."""
+    shard = lay.shard_of(org_id)
+    return (*lay.window(org_id, key_id), lay.key_spend(org_id, key_id), lay.account(org_id), lay.holds(shard),
+            lay.intents_by_time(shard), lay.intents(shard))
+
+
+@functools.lru_cache(maxsize=65536)
+def _settlement_keys(lay: Layout, org_id: int, key_id: int | None) -> tuple[str, ...]:
+    """SETTLE's KEYS but the last, the request's own tombstone."""
+    shard = lay.shard_of(org_id)
+    return (lay.account(org_id), lay.holds(shard), lay.stream(shard), lay.key_spend(org_id, key_id),
+            lay.window(org_id, key_id)[1], lay.intents_by_time(shard), lay.intents(shard))
+
+
 def _window(allowed: bool, requests, tokens, ttl_ms) -> LimitState:
     return LimitState(allowed, int(requests), int(tokens), int(ttl_ms) / 1000)
 
@@ -243,11 +259,8 @@ def settle(key, event_fields: dict, prices: Prices, tokens: int) -> tuple[Decima
 def _settle(store: _Store, event: dict, cost: Decimal, spend_limited: bool, tokens: int, mode: str) -> list:
     lay = store.layout
     org_id, key_id, request_id = event["organization_id"], event["key_id"], event["request_id"]
-    shard = lay.shard_of(org_id)
     return store.settle(
-        keys=[lay.account(org_id), lay.holds(shard), lay.stream(shard), lay.key_spend(org_id, key_id),
-              lay.window(org_id, key_id)[1], lay.intents_by_time(shard), lay.intents(shard),
-              lay.tombstone(org_id, request_id)],
+        keys=(*_settlement_keys(lay, org_id, key_id), lay.tombstone(org_id, request_id)),
         args=[request_id, to_units(cost), orjson.dumps(event).decode(), lay.hold_member(org_id, key_id, request_id),
               1 if spend_limited else 0, tokens, WINDOW_SECONDS * 1000, mode, key_spend_ttl_seconds()],
     )

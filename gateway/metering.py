@@ -29,8 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def prices_of(route: Route) -> charging.Prices:
-    return charging.Prices(route.input_per_mtok, route.output_per_mtok, route.cached_input_per_mtok,
-                           route.cache_write_per_mtok)
+    return route.prices
 
 
 def cost_of(usage: Usage, route: Route) -> Decimal:

@@ -140,6 +140,7 @@ def test_an_expired_hold_with_an_intent_is_booked_not_let_go(org, key):
 def test_beat_runs_the_sweep(settings):
     from console.celery import app
 
+    app.loader.import_default_modules()  # what a worker does at start: every app's tasks module
     entry = settings.CELERY_BEAT_SCHEDULE["book-abandoned-requests"]
     assert entry["task"] == "billing.tasks.book_abandoned_requests" and entry["task"] in app.tasks
     assert entry["schedule"] <= 60

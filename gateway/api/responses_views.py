@@ -21,7 +21,7 @@ def _not_found(response_id: str) -> GatewayError:
 class ResponsesView(ApiView):
     @openapi.responses_create
     def post(self, request):
-        return pipeline.serve(surface_for(request.auth), request, request.auth)
+        return pipeline.serve(surface_for(request.auth), request._request, request.auth)
 
 
 class ResponseDetailView(ApiView):

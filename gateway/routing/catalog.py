@@ -4,8 +4,11 @@ import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 
 from django.conf import settings
+
+from billing.charging import Prices
 
 from ..api.errors import ModelNotFound
 from ..models import CatalogModel, ModelAlias
@@ -48,6 +51,12 @@ class Route:
     @property
     def deployment_id(self) -> str:
         return f"{self.public_id}@{self.base_url}"
+
+    @cached_property
+    def prices(self) -> Prices:
+        # Once per route the catalog cache holds, not per request: Prices works out the
+        # integers the cost is computed in.
+        return Prices(self.input_per_mtok, self.output_per_mtok, self.cached_input_per_mtok, self.cache_write_per_mtok)
 
 
 def route_from_model(m: CatalogModel) -> Route:
