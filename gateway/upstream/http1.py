@@ -18,6 +18,12 @@ from collections import deque
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from gevent import monkey
+
+# The readiness check below never waits (a timeout of 0), so it needs none of what gevent's
+# patched poll adds for waiting: the C one costs 0.6 µs a check against gevent's 12 µs.
+_poll = monkey.get_original("select", "poll") if hasattr(select, "poll") else None
+
 import certifi
 
 from .http1_proxy import Proxy, ProxyRoutes, TunnelFailed, open_tunnel
@@ -56,8 +62,8 @@ def _is_dropped(sock) -> bool:
     if isinstance(sock, ssl.SSLSocket) and sock.pending():
         return True
     try:
-        if hasattr(select, "poll"):
-            poller = select.poll()
+        if _poll is not None:
+            poller = _poll()
             poller.register(sock, select.POLLIN)
             return bool(poller.poll(0))
         return bool(select.select([sock], [], [], 0)[0])
