@@ -72,3 +72,40 @@ def report(cpu: dict) -> list[str]:
         lines.append(f"| {surface} | {upstream} ({how}) | {plain:.2f} | {plain / base if base else 0:.2f}x | "
                      f"{streamed:.2f} | {streamed / base_stream if base_stream else 0:.2f}x |")
     return lines + [""]
+
+
+# Issue 16's per-request cost on every surface, billing on: latency at concurrency 1 and 64.
+LATENCY_SCENARIOS = [("openai", "chat"), ("openai", "responses"), ("openai", "messages"), ("anthropic", "messages")]
+CONCURRENCIES = (1, 64)
+DIRECT_PATHS = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
+
+
+def latency_per_surface(through, direct) -> dict:
+    """{(upstream, surface, concurrency): (direct Result, gateway Result)} for non-streamed
+    requests. through(path, body, concurrency) measures the gateway; direct(path, body,
+    concurrency) the mock upstream answering its own protocol's request, the baseline
+    every surface to that upstream is compared with (the same answer, nothing in between)."""
+    rows = {}
+    for concurrency in CONCURRENCIES:
+        baselines = {}
+        for upstream, surface in LATENCY_SCENARIOS:
+            if upstream not in baselines:
+                native = "chat" if upstream == "openai" else "messages"
+                baselines[upstream] = direct(DIRECT_PATHS[upstream], body(native, False, upstream)[1], concurrency)
+            rows[(upstream, surface, concurrency)] = (baselines[upstream],
+                                                      through(*body(surface, False, upstream), concurrency))
+    return rows
+
+
+def latency_report(rows: dict) -> list[str]:
+    ms = 1000
+
+    def p(r, q):
+        return r.percentile(r.latencies, q) * ms if r.latencies else 0.0
+
+    lines = ["", "| surface, non-streamed | upstream protocol | concurrency | gateway p50 / p99 ms | "
+             "added p50 / p99 ms | gateway rps | direct rps |", "|---|---|---|---|---|---|---|"]
+    for (upstream, surface, concurrency), (d, g) in rows.items():
+        lines.append(f"| {surface} | {upstream} | {concurrency} | {p(g, 50):.2f} / {p(g, 99):.2f} | "
+                     f"{p(g, 50) - p(d, 50):.2f} / {p(g, 99) - p(d, 99):.2f} | {g.rps:.0f} | {d.rps:.0f} |")
+    return lines + [""]

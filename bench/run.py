@@ -253,6 +253,13 @@ def measure(stack: Stack, key: str, seconds: float) -> dict:
         lambda path, body: stack.smoke or asyncio.run(loadgen.run(HOST, gw, path, body, gateway, 2, 0.3)),
         rounds=1 if stack.smoke else 3)
     cpu_chat, cpu_stream = surfaces[("openai", "chat", False)], surfaces[("openai", "chat", True)]
+    # Each surface's latency at concurrency 1 and 64 (issue 16), against the mock answering directly.
+    latencies = agent_surfaces.latency_per_surface(
+        lambda path, body, c: asyncio.run(loadgen.run(HOST, gw, path, body, gateway, c, seconds)),
+        lambda path, body, c: asyncio.run(loadgen.run(HOST, up, path, body, upstream, c, seconds)))
+    for (upstream_protocol, surface, c), (_, through) in latencies.items():
+        if through.errors or set(through.statuses) - {200}:
+            failed[f"{surface} to {upstream_protocol} c={c}"] = (through.errors, through.statuses)
     other = None
     if lt:
         lt_pids = lambda: tree_pids(lt.process.pid)  # noqa: E731
@@ -279,7 +286,7 @@ def measure(stack: Stack, key: str, seconds: float) -> dict:
     streams = 1000 if not stack.smoke else 50
     held, base_rss, peak_rss = asyncio.run(slow_streams(streams))
     return {"rows": rows, "cpu_chat_ms": cpu_chat, "cpu_stream_ms": cpu_stream,
-            "streams": (streams, held, base_rss, peak_rss), "litellm": other, "surfaces": surfaces,
+            "streams": (streams, held, base_rss, peak_rss), "litellm": other, "surfaces": surfaces, "latencies": latencies,
             "surface_failures": failed}
 
 
@@ -332,6 +339,7 @@ def report(m: dict, seconds: float) -> str:
     else:
         lines.append("- LiteLLM's proxy was not part of this run (not installed, or --no-litellm).")
     lines += agent_surfaces.report(m["surfaces"])
+    lines += agent_surfaces.latency_report(m["latencies"])
     lines += [
         f"- {count} slow streams opened at once: {held} received their first chunk within 10 s; web processes' RSS "
         f"{base_rss:.0f} MiB before, {peak_rss:.0f} MiB while holding them.",

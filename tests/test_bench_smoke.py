@@ -41,4 +41,8 @@ def test_a_smoke_run_of_the_benchmark_measures_every_scenario(tmp_path):
                               ("messages", "openai (translated)"), ("chat", "anthropic (translated)"),
                               ("messages", "anthropic (native)")):  # each surface's CPU beside chat's
         assert f"| {surface} | {upstream} | " in done.stdout
+    for surface, upstream in (("chat", "openai"), ("responses", "openai"), ("messages", "openai"),
+                              ("messages", "anthropic")):  # each surface's latency at concurrency 1 and 64
+        for concurrency in (1, 64):
+            assert f"| {surface} | {upstream} | {concurrency} | " in done.stdout
     assert not output.exists()  # a smoke run never rewrites the published results
