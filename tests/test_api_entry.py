@@ -5,6 +5,7 @@ no session or CSRF machinery. Nothing reads a body before the key is known to be
 import json
 import logging
 import socket
+import sys
 import time
 
 import pytest
@@ -47,10 +48,17 @@ def test_the_entry_answers_before_the_console_middleware_runs(rf, monkeypatch):
 def test_chat_is_served_by_the_drf_view_and_the_pipeline(gateway_url, api_key, catalog, monkeypatch):
     calls = []
     real_serve = pipeline.serve
-    monkeypatch.setattr(pipeline, "serve", lambda surface, request, key, body=None: calls.append(
-        (surface.name, type(request).__module__)) or real_serve(surface, request, key, body))
+
+    def serve(surface, request, key, body=None):
+        # Called from the DRF view (the caller's frame), given Django's own request (DRF's
+        # wrapper costs a failed lookup per attribute) and the key DRF's authentication found.
+        view = sys._getframe(1).f_locals.get("self")
+        calls.append((surface.name, type(view).__name__, type(request).__module__, type(key).__name__))
+        return real_serve(surface, request, key, body)
+
+    monkeypatch.setattr(pipeline, "serve", serve)
     assert chat(gateway_url, api_key).status_code == 200
-    assert calls == [("chat", "rest_framework.request")]
+    assert calls == [("chat", "ChatCompletionsView", "django.core.handlers.wsgi", "KeyIdentity")]
 
 
 def test_other_methods_and_paths_still_go_through_django(gateway_url, api_key, catalog):
