@@ -166,7 +166,7 @@ def test_a_fresh_delivery_of_an_event_already_booked_is_not_booked_again(org):
 
 def test_two_booking_workers_on_one_organization_keep_every_balance_exact(org, settings):
     """reconcile() in two threads over one stream of one organization's events."""
-    settings.BILLING_RECONCILE_BATCH = 25
+    settings.BILLING_RECONCILE_BATCH = settings.BILLING_RECONCILE_BATCH_MAX = 25
     before = Account.objects.get(organization=org).balance
     events = [event(org.pk, 100 + i, 10 + i % 7) for i in range(400)]
     store, layout = live.client(), live.layout()
