@@ -15,6 +15,7 @@ import re
 from django.db import models
 from django.db.backends.base.operations import BaseDatabaseOperations
 
+from .batch_params import id_set
 from .models import UsageRecord
 from .money import MoneyField
 
@@ -85,7 +86,7 @@ def forget_missing_references(records: list[dict]) -> None:
         field = UsageRecord._meta.get_field(name)
         attname = field.attname
         wanted = {r[attname] for r in records} - {None}
-        found = field.related_model.objects.filter(pk__in=wanted).values_list("pk", flat=True) if wanted else ()
+        found = field.related_model.objects.filter(pk__in=id_set(wanted)).values_list("pk", flat=True) if wanted else ()
         existing = set(found)
         for record in records:
             if record[attname] not in existing:

@@ -12,6 +12,7 @@ from datetime import UTC
 
 from django.db import connection
 
+from .batch_params import json_rows, rows_param
 from .models import LedgerUsageDay, UsageDay
 from .money import to_units
 
@@ -32,11 +33,9 @@ def _upsert(model, columns: list[tuple[str, str]], conflict: list[str], updates:
     tail = f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {', '.join(updates)}"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # One array per column: nine parameters however many rows, where psycopg would
-            # otherwise parse thousands of placeholders per batch.
-            arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {tail}",
-                           [list(values) for values in zip(*rows)])
+            # One parameter however many rows (billing.batch_params), where psycopg would
+            # otherwise parse thousands of placeholders, or write arrays value by value.
+            cursor.execute(f"INSERT INTO {table} ({names}) {json_rows(columns)} {tail}", [rows_param(rows)])
             return
         one = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for start in range(0, len(rows), CHUNK):  # under SQLite's parameter limit

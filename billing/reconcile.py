@@ -169,14 +169,14 @@ def _write(events: list[dict], org_ids: set[int], already_booked_check: bool = T
     else:
         write_records_with_orm(records)
     usage_sums = daily.usage_sums(records)
+    charged = [(record, usage_entry(record)) for record in records if record["cost"] > 0]
 
     accounts = _locked_accounts(org_ids)
-    entries = []
-    for record in records:
-        if record["cost"] > 0:
-            account = accounts[record["organization_id"]]
-            account.balance -= record["cost"]
-            entries.append(usage_entry(record, account.pk, account.balance))
+    for record, entry in charged:
+        account = accounts[record["organization_id"]]
+        account.balance -= record["cost"]
+        entry["account_id"], entry["balance_after"] = account.pk, account.balance
+    entries = [entry for _, entry in charged]
     if connection.vendor == "postgresql":
         stamp(entries, bulk_copy.reserve_ledger_ids(len(entries)), now)
         bulk_copy.copy_rows(LedgerEntry, entries)

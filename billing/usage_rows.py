@@ -65,11 +65,12 @@ def _price(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def usage_entry(record: Row, account_id: int, balance_after: Decimal) -> Row:
-    """The ledger entry charging the record's cost (its id and time are given when written)."""
+def usage_entry(record: Row) -> Row:
+    """The ledger entry charging the record's cost; its account and balance_after are given
+    holding the account's lock, its id and time when it is written."""
     return Row(
-        id=None, account_id=account_id, kind=LedgerEntry.Kind.USAGE, amount=-record["cost"],
-        balance_after=balance_after, reference=usage_reference(record["request_id"]),
+        id=None, account_id=None, kind=LedgerEntry.Kind.USAGE, amount=-record["cost"],
+        balance_after=None, reference=usage_reference(record["request_id"]),
         note=f"{record['model']} {record['prompt_tokens']}+{record['completion_tokens']} tokens",
         created_by_id=None, created_at=None,
     )
