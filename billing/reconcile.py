@@ -71,7 +71,9 @@ def book(events: list[dict], *, maybe_booked: bool = True) -> dict[int, tuple[Ac
             raise
         except Exception as exc:
             if not ask:
-                continue  # written once more, asking which are booked
+                log.info("a batch of %s fresh usage events was refused (%s); writing it again, asking which "
+                         "are booked already", len(batch), type(exc).__name__)
+                continue
             log.warning("a batch of %s usage events was refused (%s: %s); booking them one by one",
                         len(batch), type(exc).__name__, exc)
     if accounts is None:
