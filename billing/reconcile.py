@@ -180,7 +180,9 @@ def _write(events: list[dict], org_ids: set[int], already_booked_check: bool = T
         entry["account_id"], entry["balance_after"] = account.pk, account.balance
     entries = [entry for _, entry in charged]
     if connection.vendor == "postgresql":
-        stamp(entries, bulk_copy.reserve_ledger_ids(len(entries)), now)
+        # Timed under the lock too, so an account's entries are in time order what they
+        # are in id order (a day's first and last entry, billing.daily).
+        stamp(entries, bulk_copy.reserve_ledger_ids(len(entries)), timezone.now())
         bulk_copy.copy_rows(LedgerEntry, entries)
     else:
         write_entries_with_orm(entries)

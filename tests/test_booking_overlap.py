@@ -39,6 +39,12 @@ def balances_follow_ids(org) -> bool:
     return True
 
 
+def times_follow_ids(org) -> bool:
+    """An account's entries are in time order what they are in id order."""
+    times = list(LedgerEntry.objects.filter(account__organization=org).order_by("pk").values_list("created_at", flat=True))
+    return times == sorted(times)
+
+
 def assert_booked_once(org, events, before: Decimal) -> None:
     ids = [e["request_id"] for e in events]
     assert UsageRecord.objects.filter(request_id__in=ids).count() == len(ids)
@@ -47,6 +53,7 @@ def assert_booked_once(org, events, before: Decimal) -> None:
     assert not QuarantinedUsageEvent.objects.exists()
     assert ledger_is_consistent(org.pk)
     assert balances_follow_ids(org)
+    assert times_follow_ids(org)
 
 
 class Booker(threading.Thread):
