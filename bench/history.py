@@ -43,8 +43,7 @@ PICO = 10**12
 USAGE_COPY = ("COPY billing_usagerecord (id, request_id, organization_id, api_key_id, model, status, http_status, "
               "error_code, stream, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cache_write_tokens, "
               "basis, "
-              "input_per_mtok, output_per_mtok, cost, latency_ms, ttft_ms, created_at, reconciled_at, "
-              "ledger_entry_id) FROM STDIN")
+              "input_per_mtok, output_per_mtok, cost, latency_ms, ttft_ms, created_at, reconciled_at) FROM STDIN")
 LEDGER_COPY = "COPY billing_ledgerentry (id, account_id, kind, amount, balance_after, reference, note, created_at) FROM STDIN"
 
 
@@ -156,12 +155,11 @@ def generate(records: int, days: int, seed: int = 7) -> dict:
             cost = cost_units(prompt, completion, price_in, price_out)
             stamp = when.isoformat()
             request_id = uuid.UUID(int=rng.getrandbits(128), version=4)
-            entry = "\\N"
             if cost > 0:
                 balance -= cost
                 ledger_lines.append(f"{next_entry}\t{account.pk}\tusage\t{-cost}\t{balance}\tusage:{request_id}"
                                     f"\t{model} {prompt}+{completion} tokens\t{stamp}\n")
-                entry = head = next_entry
+                head = next_entry
                 next_entry += 1
             stream = i % 3 != 0
             latency = 200 + (i * 7919) % 5000
@@ -169,7 +167,7 @@ def generate(records: int, days: int, seed: int = 7) -> dict:
             usage_lines.append(
                 f"{next_record}\t{request_id}\t{org.pk}\t{key_of[i]}\t{model}\t{status}\t{http}\t{error_code}\t"
                 f"{'t' if stream else 'f'}\t{prompt}\t{completion}\t0\t0\t0\tprovider\t{in_text}\t{out_text}\t{cost}\t"
-                f"{latency}\t{ttft}\t{stamp}\t{stamp}\t{entry}\n")
+                f"{latency}\t{ttft}\t{stamp}\t{stamp}\n")
             next_record += 1
             if len(usage_lines) >= CHUNK:
                 flush(usage_lines, ledger_lines)

@@ -8,34 +8,41 @@ one by one as before. Ledger ids are drawn from the table's sequence first, beca
 usage record points at its entry.
 """
 
+from operator import itemgetter
+
 from django.db import connection
 
 from .models import LedgerEntry
 from .money import MoneyField, to_units
 
-_columns = {}
+_plans = {}
 
 
-def _plan(model) -> list[tuple[str, str, bool]]:
-    """(column, attribute, is money) of every concrete field; the id only for ledger
-    entries, whose ids are reserved beforehand."""
-    if model not in _columns:
-        _columns[model] = [(f.column, f.attname, isinstance(f, MoneyField)) for f in model._meta.concrete_fields
-                           if not (f.primary_key and model is not LedgerEntry)]
-    return _columns[model]
+def _plan(model) -> tuple[list[str], object, list[int]]:
+    """The columns of every concrete field (the id only for ledger entries, whose ids are
+    reserved beforehand), a getter of their values from a row, and the positions of the
+    money among them (written as integer picodollars)."""
+    if model not in _plans:
+        fields = [f for f in model._meta.concrete_fields if not (f.primary_key and model is not LedgerEntry)]
+        _plans[model] = ([f.column for f in fields], itemgetter(*(f.attname for f in fields)),
+                         [i for i, f in enumerate(fields) if isinstance(f, MoneyField)])
+    return _plans[model]
 
 
 def copy_rows(model, rows: list[dict]) -> None:
     """Rows of column values by attribute name (billing.usage_rows) into the model's table."""
-    plan = _plan(model)
+    columns, values_of, money = _plan(model)
     table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(column) for column, _, _ in plan)
+    names = ", ".join(connection.ops.quote_name(column) for column in columns)
     # The raw psycopg cursor, with its errors translated to Django's as every query's are:
     # booking tells "the database is down" from "this event is refused" by those classes.
     with connection.cursor() as cursor, connection.wrap_database_errors:
-        with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([to_units(row[attr]) if money else row[attr] for _, attr, money in plan])
+                values = list(values_of(row))
+                for i in money:
+                    values[i] = to_units(values[i])
+                copy.write_row(values)
 
 
 def reserve_ledger_ids(count: int) -> list[int]:

@@ -12,6 +12,7 @@ from datetime import UTC
 
 from django.db import connection
 
+from .batch_params import json_rows, rows_param
 from .models import LedgerUsageDay, UsageDay
 from .money import to_units
 
@@ -32,11 +33,9 @@ def _upsert(model, columns: list[tuple[str, str]], conflict: list[str], updates:
     tail = f"ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {', '.join(updates)}"
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # One array per column: nine parameters however many rows, where psycopg would
-            # otherwise parse thousands of placeholders per batch.
-            arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {tail}",
-                           [list(values) for values in zip(*rows)])
+            # One parameter however many rows (billing.batch_params), where psycopg would
+            # otherwise parse thousands of placeholders, or write arrays value by value.
+            cursor.execute(f"INSERT INTO {table} ({names}) {json_rows(columns)} {tail}", [rows_param(rows)])
             return
         one = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for start in range(0, len(rows), CHUNK):  # under SQLite's parameter limit
@@ -45,19 +44,29 @@ def _upsert(model, columns: list[tuple[str, str]], conflict: list[str], updates:
                            [value for row in chunk for value in row])
 
 
-def add_usage(records) -> None:
-    """Add freshly booked usage records (records or billing.usage_rows rows) to their UsageDay rows."""
+def usage_sums(records) -> list[tuple]:
+    """What freshly booked usage records (records or billing.usage_rows rows) add to their
+    UsageDay rows, in the order they are upserted. Summed before booking takes the
+    accounts' locks: the grouping needs no lock, only the upsert of the rows does."""
     sums = defaultdict(lambda: [0, 0, 0, 0])
+    get = dict.__getitem__ if records and isinstance(records[0], dict) else getattr
     for r in records:
-        group = (r.organization_id, utc_day(r.created_at), r.model, r.api_key_id or 0, r.status)
+        group = (get(r, "organization_id"), utc_day(get(r, "created_at")), get(r, "model"),
+                 get(r, "api_key_id") or 0, get(r, "status"))
         row = sums[group]
         row[0] += 1
-        row[1] += r.prompt_tokens
-        row[2] += r.completion_tokens
-        row[3] += to_units(r.cost)
+        row[1] += get(r, "prompt_tokens")
+        row[2] += get(r, "completion_tokens")
+        row[3] += to_units(get(r, "cost"))
     adapt = connection.ops.adapt_datefield_value
-    rows = [(org, adapt(day), model, key, status, *totals)
+    return [(org, adapt(day), model, key, status, *totals)
             for (org, day, model, key, status), totals in sorted(sums.items())]
+
+
+def add_usage_sums(rows: list[tuple]) -> None:
+    """Add usage_sums() to the UsageDay rows. Two batches of one organization wait here for
+    each other (the rows are locked until commit), so booking calls it holding the
+    organization's account lock, which already orders them."""
     table = connection.ops.quote_name(UsageDay._meta.db_table)
     _upsert(UsageDay, [("organization_id", "bigint"), ("day", "date"), ("model", "text"), ("key_id", "bigint"),
                        ("status", "text"), ("requests", "bigint"), ("prompt_tokens", "bigint"),
@@ -67,14 +76,21 @@ def add_usage(records) -> None:
             rows)
 
 
+def add_usage(records) -> None:
+    """Add freshly booked usage records to their UsageDay rows."""
+    add_usage_sums(usage_sums(records))
+
+
 def add_ledger_usage(entries) -> None:
     """Add freshly written usage ledger entries (with their ids; entries or billing.usage_rows
     rows) to their LedgerUsageDay rows."""
     sums = {}
+    get = dict.__getitem__ if entries and isinstance(entries[0], dict) else getattr
     for e in entries:
-        group = (e.account_id, utc_day(e.created_at))
-        count, amount, first, last = sums.get(group, (0, 0, e.id, e.id))
-        sums[group] = (count + 1, amount + to_units(e.amount), min(first, e.id), max(last, e.id))
+        group = (get(e, "account_id"), utc_day(get(e, "created_at")))
+        pk = get(e, "id")
+        count, amount, first, last = sums.get(group, (0, 0, pk, pk))
+        sums[group] = (count + 1, amount + to_units(get(e, "amount")), min(first, pk), max(last, pk))
     adapt = connection.ops.adapt_datefield_value
     rows = [(account, adapt(day), *totals) for (account, day), totals in sorted(sums.items())]
     table = connection.ops.quote_name(LedgerUsageDay._meta.db_table)

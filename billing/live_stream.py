@@ -17,26 +17,33 @@ def read_events(consumer: str, count: int, claim_idle_ms: int) -> list[tuple[str
     """Usage events to book: first those a dead consumer left unacknowledged for longer
     than claim_idle_ms, then new ones, from each shard in turn. Each stays pending in its
     stream until ack() is given the id returned here (`<shard>/<stream id>`)."""
+    return read_batch(consumer, count, claim_idle_ms)[0]
+
+
+def read_batch(consumer: str, count: int, claim_idle_ms: int) -> tuple[list[tuple[str, dict]], bool]:
+    """read_events(), and whether any of them was delivered before (taken over from a
+    consumer that may have booked it before it died)."""
     store = _live()
     shards = store.layout.shards
     start, store.next_shard = store.next_shard, (store.next_shard + 1) % shards
-    events = []
+    events, redelivered = [], False
     for shard in ((start + i) % shards for i in range(shards)):
         if len(events) >= count:
             break
         try:
-            entries = _take(store, shard, consumer, count - len(events), claim_idle_ms)
+            entries, claimed = _take(store, shard, consumer, count - len(events), claim_idle_ms)
         except redis.ResponseError as e:
             if "NOGROUP" not in str(e):
                 raise
             # Redis lost the stream (a restart without persistence): make it anew.
             store.groups_ready.discard(shard)
-            entries = _take(store, shard, consumer, count - len(events), claim_idle_ms)
+            entries, claimed = _take(store, shard, consumer, count - len(events), claim_idle_ms)
+        redelivered = redelivered or claimed
         events.extend((f"{shard}/{event_id}", orjson.loads(fields["e"])) for event_id, fields in entries)
-    return events
+    return events, redelivered
 
 
-def _take(store, shard: int, consumer: str, count: int, claim_idle_ms: int) -> list:
+def _take(store, shard: int, consumer: str, count: int, claim_idle_ms: int) -> tuple[list, bool]:
     stream = store.layout.stream(shard)
     if shard not in store.groups_ready:
         try:
@@ -47,11 +54,12 @@ def _take(store, shard: int, consumer: str, count: int, claim_idle_ms: int) -> l
         store.groups_ready.add(shard)
     _, claimed, *_ = store.redis.xautoclaim(stream, GROUP, consumer, claim_idle_ms, "0-0", count=count)
     entries = [e for e in claimed if e[1]]
+    redelivered = bool(entries)
     if len(entries) < count:
         fresh = store.redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=count - len(entries))
         for _, items in fresh or ():
             entries.extend(items)
-    return entries
+    return entries, redelivered
 
 
 def ack(event_ids: list[str]) -> None:

@@ -51,7 +51,10 @@ class LedgerEntry(models.Model):
     # booked twice: "usage:<request id>", "redeem:<code id>", "credit:<uuid>".
     reference = models.CharField(max_length=100, unique=True)
     note = models.CharField(max_length=500, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    # Indexed only where set (ledger_created_by below): usage charges, nearly every entry,
+    # have no author, and a user's deletion finds the entries to unlink through it all the same.
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   db_index=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -63,6 +66,7 @@ class LedgerEntry(models.Model):
             models.Index(fields=["account", "-id"], name="ledger_account_id"),
             models.Index(fields=["account", "-id"], name="ledger_account_not_usage",
                          condition=~models.Q(kind="usage")),
+            models.Index(fields=["created_by"], name="ledger_created_by", condition=models.Q(created_by__isnull=False)),
         ]
 
     def __str__(self):
@@ -126,7 +130,10 @@ class UsageRecord(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(db_index=True, help_text="when the request arrived")
     reconciled_at = models.DateTimeField(auto_now_add=True)
-    ledger_entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True)
+    # No column pointing at the request's ledger entry: the entry names the request in its
+    # unique reference, "usage:<request id>" (ledger_entry below). A stored id had to wait
+    # for the entry, and entry ids are drawn under the account's lock, so every record was
+    # written under it too (docs/performance.md, "Booking throughput").
 
     class Meta:
         ordering = ["-created_at"]
@@ -136,6 +143,22 @@ class UsageRecord(models.Model):
 
     def __str__(self):
         return f"{self.request_id} {self.model} {self.cost}"
+
+    @property
+    def ledger_entry(self) -> LedgerEntry | None:
+        """The request's usage charge (None when it cost nothing), found by its unique
+        reference: one indexed lookup. Only a usage charge of the record's own organization
+        counts: an operator's credit may carry any reference."""
+        return LedgerEntry.objects.filter(reference=usage_reference(self.request_id), kind=LedgerEntry.Kind.USAGE,
+                                          account__organization_id=self.organization_id).first()
+
+
+USAGE_REFERENCE_PREFIX = "usage:"
+
+
+def usage_reference(request_id: str) -> str:
+    """The reference of a request's usage charge: unique, so a request is charged once."""
+    return USAGE_REFERENCE_PREFIX + request_id
 
 
 class QuarantinedUsageEvent(models.Model):

@@ -15,6 +15,7 @@ import os
 import socket
 from collections import defaultdict
 from functools import partial
+from operator import itemgetter
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, ProgrammingError, connection, transaction
@@ -30,7 +31,7 @@ from .models import Account, LedgerEntry, QuarantinedUsageEvent, UsageRecord
 from .money import ZERO, to_units
 from .quarantine import event_of, quarantine
 from .signals import usage_booked
-from .usage_rows import link, usage_entry, usage_row, write_with_orm
+from .usage_rows import stamp, usage_entry, usage_row, write_entries_with_orm, write_records_with_orm
 
 log = logging.getLogger("mixgateway.billing")
 
@@ -41,33 +42,46 @@ NOT_THE_EVENTS_FAULT = (OperationalError, InterfaceError, ProgrammingError)
 
 
 @transaction.atomic
-def book(events: list[dict]) -> dict[int, tuple[Account, list[str]]]:
+def book(events: list[dict], *, maybe_booked: bool = True) -> dict[int, tuple[Account, list[str]]]:
     """Write the events the ledger does not have yet; return each touched account with the
     request ids now settled for it. An event the ledger refuses even clamped is quarantined
     (billing.quarantine) and returned too: the live store must stop holding its cost as
-    pending, while the quarantine keeps it owed (docs/billing.md, "Quarantined events")."""
-    by_request = _bookable(events)
-    org_ids = {event["organization_id"] for event in by_request.values()}
+    pending, while the quarantine keeps it owed (docs/billing.md, "Quarantined events").
+
+    maybe_booked=False says the events were delivered for the first time, so the ledger
+    almost surely has none of them: the batch is written without asking first, and the
+    unique request ids refuse it if one was booked after all (an outboxed settlement that
+    Redis had queued too, a stream restored from an older snapshot); it is then written
+    again asking, before any event is quarantined."""
+    batch = list(_bookable(events).values())
+    org_ids = {event["organization_id"] for event in batch}
     _open_accounts(org_ids)
     if connection.vendor == "postgresql":
         # Foreign keys are checked at commit by default, where one bad reference would
         # refuse the whole batch; checked at once, they fail inside the event's savepoint.
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-    accounts = _locked_accounts(org_ids)
-    try:
-        with transaction.atomic():
-            _write(list(by_request.values()), accounts)
-    except NOT_THE_EVENTS_FAULT:
-        raise
-    except Exception as exc:
-        log.warning("a batch of %s usage events was refused (%s: %s); booking them one by one",
-                    len(by_request), type(exc).__name__, exc)
-        accounts = _locked_accounts(org_ids)  # the refused attempt changed them in memory
-        for event in by_request.values():
-            _book_alone(event, accounts)
+    accounts = None
+    for ask in (False, True) if not maybe_booked else (True,):
+        try:
+            with transaction.atomic():
+                accounts = _write(batch, org_ids, already_booked_check=ask)
+            break
+        except NOT_THE_EVENTS_FAULT:
+            raise
+        except Exception as exc:
+            if not ask:
+                log.info("a batch of %s fresh usage events was refused (%s); writing it again, asking which "
+                         "are booked already", len(batch), type(exc).__name__)
+                continue
+            log.warning("a batch of %s usage events was refused (%s: %s); booking them one by one",
+                        len(batch), type(exc).__name__, exc)
+    if accounts is None:
+        accounts = {}
+        for event in batch:
+            accounts.update(_book_alone(event))
     done = defaultdict(list)
-    for event in by_request.values():
+    for event in batch:
         done[event["organization_id"]].append(event["request_id"])
     return {org_id: (accounts[org_id], ids) for org_id, ids in done.items()}
 
@@ -100,21 +114,21 @@ def _open_accounts(org_ids: set[int]) -> None:
 
 
 def _locked_accounts(org_ids) -> dict[int, Account]:
-    # Locked in a fixed order so two workers booking overlapping batches cannot deadlock;
-    # only after the lock is the "already booked?" question answered for certain.
+    # Locked in a fixed order so two workers booking overlapping batches cannot deadlock.
     return {a.organization_id: a for a in
             Account.objects.select_for_update().filter(organization_id__in=org_ids).order_by("pk")}
 
 
-def _book_alone(event: dict, accounts: dict[int, Account]) -> None:
+def _book_alone(event: dict) -> dict[int, Account]:
+    org_ids = {event["organization_id"]}
     try:
         with transaction.atomic():
-            _write([event], accounts)
+            return _write([event], org_ids)
     except NOT_THE_EVENTS_FAULT:
         raise
     except Exception as exc:
-        accounts.update(_locked_accounts([event["organization_id"]]))
         quarantine(event, exc, event["organization_id"])
+        return _locked_accounts(org_ids)
 
 
 def _already_booked(request_ids: list[str]) -> set[str]:
@@ -127,34 +141,64 @@ def _already_booked(request_ids: list[str]) -> set[str]:
     return set(UsageRecord.objects.filter(request_id__in=request_ids).values_list("request_id", flat=True))
 
 
-def _write(events: list[dict], accounts: dict[int, Account]) -> None:
-    booked = _already_booked([e["request_id"] for e in events])
+def _write(events: list[dict], org_ids: set[int], already_booked_check: bool = True) -> dict[int, Account]:
+    """Book the events in two steps; returns the organizations' accounts, locked and current.
+
+    First what needs no lock: the usage records (most of the work: fitting them, and the
+    database's inserting them with their indexes) and the per-day sums added up. Then the
+    accounts are locked, and only what orders the money is done holding the locks until
+    commit: each entry's balance_after and id (ids are drawn under the lock, so an
+    account's entries are in id order what they are in balance order), the entries, the
+    accounts, and the rows every batch of an organization adds to (its per-day sums, its
+    keys' last use). So two workers booking one organization overlap in the first step.
+
+    A record written before the lock is safe: a record never says what it was charged by
+    id, its entry finds it by reference (UsageRecord.ledger_entry), and if a second booker
+    of the same event got there first, the unique request id refuses this batch (waiting
+    for that booker's commit), which is then booked again asking."""
+    booked = _already_booked([e["request_id"] for e in events]) if already_booked_check else ()
     # Plain rows, not model instances (billing.usage_rows): building those was most of the time.
     records = [usage_row(event) for event in events if event["request_id"] not in booked]
     forget_missing_references(records)
-    charged = []  # (record, its ledger entry)
-    for record in records:
-        if record.cost > 0:
-            account = accounts[record.organization_id]
-            account.balance -= record.cost
-            charged.append((record, usage_entry(record, account.pk, account.balance)))
+    now = timezone.now()
     if connection.vendor == "postgresql":
-        _copy(records, charged)
+        for record in records:
+            record["reconciled_at"] = now
+        # One insertion order for every booker: two batches holding one event (a
+        # redelivery) meet on its unique request id, and in one order neither waits for a
+        # row the other has yet to insert, so they cannot deadlock there.
+        bulk_copy.copy_rows(UsageRecord, sorted(records, key=itemgetter("request_id")))
     else:
-        write_with_orm(records, charged)
+        write_records_with_orm(records)
+    usage_sums = daily.usage_sums(records)
+    charged = [(record, usage_entry(record)) for record in records if record["cost"] > 0]
+
+    accounts = _locked_accounts(org_ids)
+    for record, entry in charged:
+        account = accounts[record["organization_id"]]
+        account.balance -= record["cost"]
+        entry["account_id"], entry["balance_after"] = account.pk, account.balance
     entries = [entry for _, entry in charged]
-    daily.add_usage(records)
+    if connection.vendor == "postgresql":
+        # Timed under the lock too, so an account's entries are in time order what they
+        # are in id order (a day's first and last entry, billing.daily).
+        stamp(entries, bulk_copy.reserve_ledger_ids(len(entries)), timezone.now())
+        bulk_copy.copy_rows(LedgerEntry, entries)
+    else:
+        write_entries_with_orm(entries)
+    daily.add_usage_sums(usage_sums)
     daily.add_ledger_usage(entries)
     heads = {}
     for entry in entries:
-        heads[entry.account_id] = max(heads.get(entry.account_id, 0), entry.id)
-    touched = list({record.organization_id: accounts[record.organization_id] for record in records}.values())
+        heads[entry["account_id"]] = max(heads.get(entry["account_id"], 0), entry["id"])
+    touched = list({record["organization_id"]: accounts[record["organization_id"]] for record in records}.values())
     for account in touched:
         account.ledger_head = max(account.ledger_head, heads.get(account.pk, 0))
     _save_balances(touched)
     for account in touched:
         alerts.balance_changed(account)  # in the savepoint: a refused batch alerts nobody
     usage_booked.send(sender=UsageRecord, records=records)
+    return accounts
 
 
 def _save_balances(accounts: list[Account]) -> None:
@@ -178,28 +222,21 @@ def _save_balances(accounts: list[Account]) -> None:
         account.updated_at = now
 
 
-def _copy(records: list, charged: list) -> None:
-    """The batch's entries, then its records, with COPY (billing.bulk_copy): the same rows
-    bulk_create would write, in a fraction of the time."""
-    now = timezone.now()
-    link(charged, bulk_copy.reserve_ledger_ids(len(charged)), now)
-    bulk_copy.copy_rows(LedgerEntry, [entry for _, entry in charged])
-    for record in records:
-        record["reconciled_at"] = now
-    bulk_copy.copy_rows(UsageRecord, records)
-
-
 def reconcile(max_batches: int | None = None) -> int:
     """Book everything waiting (the outbox first); returns how many events were processed."""
     total = outbox.drain(book)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     size = settings.BILLING_RECONCILE_BATCH
+    # A full batch says the stream is deep: the next takes twice as many, so a backlog is
+    # booked with fewer per-batch queries and round trips per event. The accounts' locks
+    # are held for the locked step only (_write), about a third of a batch's time.
+    ceiling = max(settings.BILLING_RECONCILE_BATCH_MAX, size)
     batches = 0
     while max_batches is None or batches < max_batches:
-        batch = live_stream.read_events(consumer, size, settings.BILLING_RECLAIM_IDLE_SECONDS * 1000)
+        batch, redelivered = live_stream.read_batch(consumer, size, settings.BILLING_RECLAIM_IDLE_SECONDS * 1000)
         if not batch:
             break
-        touched = book([event for _, event in batch])
+        touched = book([event for _, event in batch], maybe_booked=redelivered)
         for account, request_ids in touched.values():
             publish(account, request_ids)
         live_stream.ack([event_id for event_id, _ in batch])
@@ -207,6 +244,7 @@ def reconcile(max_batches: int | None = None) -> int:
         batches += 1
         if len(batch) < size:
             break
+        size = min(2 * size, ceiling)
     if total:
         log.info("reconciled %s usage events", total)
     return total

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, OuterRef, Subquery, Sum
+from django.db.models.functions import Substr
 
 from console.tenancy.models import Organization
 
-from .models import LedgerEntry
+from .models import USAGE_REFERENCE_PREFIX, LedgerEntry, UsageRecord
 from .money import ZERO, usd
 
 MONEY_IN = (LedgerEntry.Kind.CREDIT, LedgerEntry.Kind.REDEEM)
@@ -73,13 +74,16 @@ def _sum(entries) -> Decimal:
 
 
 def _usage_by_model(entries) -> list[ModelUsage]:
-    usage = entries.filter(kind=LedgerEntry.Kind.USAGE)
+    # An entry's request is named in its reference (UsageRecord.ledger_entry).
+    record_model = UsageRecord.objects.filter(
+        request_id=Substr(OuterRef("reference"), len(USAGE_REFERENCE_PREFIX) + 1)).values("model")[:1]
+    usage = entries.filter(kind=LedgerEntry.Kind.USAGE).annotate(record_model=Subquery(record_model))
     by_model: dict[str, ModelUsage] = {}
-    for row in (usage.filter(usagerecord__isnull=False).values("usagerecord__model")
+    for row in (usage.filter(record_model__isnull=False).values("record_model")
                 .annotate(requests=Count("id"), amount=Sum("amount"))):
-        by_model[row["usagerecord__model"]] = ModelUsage(row["usagerecord__model"], row["requests"], row["amount"])
+        by_model[row["record_model"]] = ModelUsage(row["record_model"], row["requests"], row["amount"])
     # Only entries whose records retention has deleted are read one by one.
-    for note, amount in usage.filter(usagerecord__isnull=True).values_list("note", "amount"):
+    for note, amount in usage.filter(record_model__isnull=True).values_list("note", "amount"):
         match = USAGE_NOTE.match(note)
         model = match["model"] if match else UNKNOWN_MODEL
         row = by_model.setdefault(model, ModelUsage(model, 0, ZERO))

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from .charging import event_time
 from .clamping import fit_values
-from .models import LedgerEntry
+from .models import LedgerEntry, UsageRecord, usage_reference
 
 
 class Row(dict):
@@ -58,7 +58,6 @@ def usage_row(event: dict) -> Row:
         ttft_ms=event["ttft_ms"],
         created_at=event_time(event),
         reconciled_at=None,
-        ledger_entry_id=None,
     ))
 
 
@@ -66,35 +65,35 @@ def _price(value: str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
 
 
-def usage_entry(record: Row, account_id: int, balance_after: Decimal) -> Row:
-    """The ledger entry charging the record's cost (its id and time are given when written)."""
+def usage_entry(record: Row) -> Row:
+    """The ledger entry charging the record's cost; its account and balance_after are given
+    holding the account's lock, its id and time when it is written."""
     return Row(
-        id=None, account_id=account_id, kind=LedgerEntry.Kind.USAGE, amount=-record.cost,
-        balance_after=balance_after, reference=f"usage:{record.request_id}",
-        note=f"{record.model} {record.prompt_tokens}+{record.completion_tokens} tokens",
+        id=None, account_id=None, kind=LedgerEntry.Kind.USAGE, amount=-record["cost"],
+        balance_after=None, reference=usage_reference(record["request_id"]),
+        note=f"{record['model']} {record['prompt_tokens']}+{record['completion_tokens']} tokens",
         created_by_id=None, created_at=None,
     )
 
 
-def link(charged: list[tuple[Row, Row]], ids, now) -> None:
-    """Give each entry its id and time, and point its record at it."""
-    for (record, entry), pk in zip(charged, ids):
+def stamp(entries: list[Row], ids, now) -> None:
+    """Give each entry its id and time."""
+    for entry, pk in zip(entries, ids):
         entry["id"], entry["created_at"] = pk, now
-        record["ledger_entry_id"] = pk
 
 
-def write_with_orm(records: list[Row], charged: list[tuple[Row, Row]]) -> None:
-    """The rows written with bulk_create (the embedded SQLite shape), model instances made
-    from the same values COPY writes on PostgreSQL."""
-    from .models import UsageRecord
-
-    entries = [LedgerEntry(**{k: v for k, v in entry.items() if k not in ("id", "created_at")})
-               for _, entry in charged]
-    LedgerEntry.objects.bulk_create(entries)
-    link(charged, [entry.pk for entry in entries], entries[0].created_at if entries else None)
-    for (_, row), entry in zip(charged, entries):
-        row["created_at"] = entry.created_at
+def write_records_with_orm(records: list[Row]) -> None:
+    """The usage records written with bulk_create (the embedded SQLite shape), model
+    instances made from the same values COPY writes on PostgreSQL."""
     written = UsageRecord.objects.bulk_create(
         [UsageRecord(**{k: v for k, v in record.items() if k != "reconciled_at"}) for record in records])
     for record, obj in zip(records, written):
         record["reconciled_at"] = obj.reconciled_at
+
+
+def write_entries_with_orm(entries: list[Row]) -> None:
+    """The ledger entries written with bulk_create, their ids and times copied back."""
+    written = LedgerEntry.objects.bulk_create(
+        [LedgerEntry(**{k: v for k, v in entry.items() if k not in ("id", "created_at")}) for entry in entries])
+    for entry, obj in zip(entries, written):
+        entry["id"], entry["created_at"] = obj.pk, obj.created_at

@@ -414,6 +414,11 @@ if not 0 < GATEWAY_ABANDONED_AFTER_SECONDS <= BILLING_RESERVATION_TTL_SECONDS:
     raise ImproperlyConfigured("GATEWAY_ABANDONED_AFTER_SECONDS must be above 0 and at most "
                                "BILLING_RESERVATION_TTL_SECONDS")
 BILLING_RECONCILE_BATCH = env.int("BILLING_RECONCILE_BATCH", default=500)
+# While the stream stays deep, each batch takes twice the last, up to this many events
+# (default 4x the batch): fewer per-batch queries per event when there is a backlog.
+BILLING_RECONCILE_BATCH_MAX = env.int("BILLING_RECONCILE_BATCH_MAX", default=4 * BILLING_RECONCILE_BATCH)
+if not 0 < BILLING_RECONCILE_BATCH <= BILLING_RECONCILE_BATCH_MAX:
+    raise ImproperlyConfigured("BILLING_RECONCILE_BATCH must be above 0 and at most BILLING_RECONCILE_BATCH_MAX")
 # A batch a worker took but never acknowledged (it died) is taken over after this.
 BILLING_RECLAIM_IDLE_SECONDS = env.int("BILLING_RECLAIM_IDLE_SECONDS", default=30)
 # Usage records older than this many days are rolled up per day and deleted; 0 keeps all.

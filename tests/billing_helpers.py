@@ -13,7 +13,7 @@ def booked(request_id: str, timeout: float = 10) -> UsageRecord:
     deadline = time.monotonic() + timeout
     while True:
         reconcile()
-        record = UsageRecord.objects.select_related("ledger_entry").filter(request_id=request_id).first()
+        record = UsageRecord.objects.filter(request_id=request_id).first()
         if record is not None or time.monotonic() > deadline:
             assert record is not None, f"request {request_id} was never booked"
             return record

@@ -23,14 +23,14 @@ _ids = count(1)
 
 
 def usage(org, created_at, *, key=None, model="mock:ok", prompt=10, completion=5, cost="0.0000082"):
-    """A booked request: its usage record and the usage ledger entry it points at."""
+    """A booked request: its usage record and the usage ledger entry naming it."""
     request_id = f"req-ret-{next(_ids)}"
-    entry = post_entry(org.pk, LedgerEntry.Kind.USAGE, -Decimal(cost), reference=f"usage:{request_id}")
+    post_entry(org.pk, LedgerEntry.Kind.USAGE, -Decimal(cost), reference=f"usage:{request_id}")
     return UsageRecord.objects.create(
         request_id=request_id, organization=org, api_key=key, model=model, status="completed", http_status=200,
         basis=UsageRecord.Basis.PROVIDER, prompt_tokens=prompt, completion_tokens=completion,
         input_per_mtok=Decimal("0.27"), output_per_mtok=Decimal("1.10"), cost=Decimal(cost),
-        latency_ms=12, created_at=created_at, ledger_entry=entry,
+        latency_ms=12, created_at=created_at,
     )
 
 

@@ -143,7 +143,7 @@ def export(request):
 
 @org_view()
 def detail(request, request_id):
-    record = get_for_org(UsageRecord.objects.select_related("api_key", "ledger_entry"), request.org,
+    record = get_for_org(UsageRecord.objects.select_related("api_key"), request.org,
                          request_id=request_id)
     entry = record.ledger_entry
     return render(request, "console/usage/detail.html", {

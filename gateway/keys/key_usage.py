@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db import connection
 
+from billing.batch_params import json_rows, rows_param
 from billing.budget_periods import period_bounds
 from billing.queries import key_spent
 
@@ -33,7 +34,7 @@ def latest_use(records) -> dict[int, object]:
 
 
 def remember_last_use(sender, records, **kwargs) -> None:
-    """One UPDATE per batch on PostgreSQL (two array parameters), however many keys it touched (a per-key UPDATE
+    """One UPDATE per batch on PostgreSQL (one parameter), however many keys it touched (a per-key UPDATE
     was the booking worker's largest cost when every request used its own key). Keys are
     updated in id order so two workers cannot deadlock; a time never moves backwards."""
     latest = sorted(latest_use(records).items())
@@ -44,9 +45,9 @@ def remember_last_use(sender, records, **kwargs) -> None:
             ApiKey.objects.filter(pk=key_id).exclude(last_used_at__gte=when).update(last_used_at=when)
         return
     table = connection.ops.quote_name(ApiKey._meta.db_table)
-    ids, times = zip(*latest)
+    uses = json_rows([("id", "bigint"), ("used", "timestamptz")])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS k SET last_used_at = v.used FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, used) "
+            f"UPDATE {table} AS k SET last_used_at = v.used FROM ({uses}) AS v "
             "WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.used)",
-            [list(ids), list(times)])
+            [rows_param(latest)])

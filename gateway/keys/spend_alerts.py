@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from billing.alerts import raise_event
 from billing.budget_periods import period_bounds
+from billing.batch_params import id_set
 from billing.money import to_units, usd
 from billing.queries import key_spent
 
@@ -25,7 +26,7 @@ def alert_on_key_spend(sender, records, **kwargs) -> None:
     if not key_ids:
         return
     now = timezone.now()
-    for key in ApiKey.objects.filter(pk__in=key_ids, spend_limit__gt=0):
+    for key in ApiKey.objects.filter(pk__in=id_set(key_ids), spend_limit__gt=0):
         start, end = period_bounds(key.budget_period, now)
         spent = key_spent(key.pk, start, end)
         period = "all" if start is None else start.date().isoformat()
