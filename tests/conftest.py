@@ -8,6 +8,7 @@ from decimal import Decimal
 import openai
 import pytest
 from django.core.cache import cache
+from django.core.servers.basehttp import WSGIServer
 
 from billing import live
 from billing.ledger import credit
@@ -20,6 +21,11 @@ from gateway.routing.resilience import reset_cooldowns
 from gateway.keys.api_keys import forget_remembered_keys, mint_api_key
 from tests.live_threads import wait_until_idle
 from tests.upstream_mock import MockUpstream
+
+# Django's live server listens with a backlog of 10 (WSGIServer.request_queue_size); the
+# concurrency tests open 50 connections at once, which overflowed it now and then (a
+# reset the SDK reports as a connection error). Production servers listen with 2048.
+WSGIServer.request_queue_size = 1024
 
 UPSTREAM_SECRET = "sk-upstream-SECRET-never-shown-0123456789"
 SCENARIOS = [
