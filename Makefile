@@ -29,6 +29,10 @@ test: install
 	SECRET_KEY=$${SECRET_KEY:-insecure-test-only-key-0123456789abcdefghijklmnopqrstuvwxyz} \
 		$(PY) -m pytest -n $${PYTEST_WORKERS:-2} --dist loadgroup $(PYTEST_ARGS)
 
+# The benchmarks' processes run with production settings, which refuse to start without a
+# secret key: a throwaway one unless SECRET_KEY is set.
+BENCH_SECRET = SECRET_KEY=$${SECRET_KEY:-insecure-bench-only-key-0123456789abcdefghijklmnopqrstuvwxyz}
+
 # Needs PostgreSQL and Redis (BENCH_DATABASE_URL / BENCH_REDIS_URL, default: local servers).
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
@@ -44,13 +48,13 @@ bench-tenants: install
 HISTORY_RECORDS ?= 10000000
 HISTORY_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/mixgateway_history
 bench-history: install
-	DATABASE_URL=$(HISTORY_DATABASE_URL) $(PY) manage.py migrate --noinput
-	DATABASE_URL=$(HISTORY_DATABASE_URL) $(PY) bench/history.py --records $(HISTORY_RECORDS)
-	DATABASE_URL=$(HISTORY_DATABASE_URL) $(PY) bench/history_measure.py
+	DATABASE_URL=$(HISTORY_DATABASE_URL) $(BENCH_SECRET) $(PY) manage.py migrate --noinput
+	DATABASE_URL=$(HISTORY_DATABASE_URL) $(BENCH_SECRET) $(PY) bench/history.py --records $(HISTORY_RECORDS)
+	DATABASE_URL=$(HISTORY_DATABASE_URL) $(BENCH_SECRET) $(PY) bench/history_measure.py
 
 # Usage events per second booked into PostgreSQL by 1 and 2 booking processes.
 bench-booking: install
-	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mixgateway_booking} \
+	$(BENCH_SECRET) DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mixgateway_booking} \
 	REDIS_URL=$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/3} sh -c \
 	  '$(PY) manage.py migrate --noinput && $(PY) bench/booking.py $(BOOKING_ARGS)'
 
