@@ -100,11 +100,13 @@ def _settle_live_server(request):
         wait_until_idle()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _cache_of_this_run():
-    # The shared Redis cache outlives a run: allauth's rate limits (one confirmation mail
-    # per address every few minutes) would otherwise refuse a run started right after
-    # another. Threads made later build their cache from settings; this one has its own.
+@pytest.fixture(autouse=True)
+def _cache_of_this_test():
+    # The shared Redis cache outlives a test: allauth's rate limits (one confirmation mail
+    # per address every few minutes, signups per minute from one IP) would otherwise refuse
+    # a test that signs up an address another test, or another run, signed up just before.
+    # Threads made later (the live server's) build their cache from settings; this one has
+    # its own.
     from django.conf import settings
     from django.core.cache import caches
 
