@@ -20,7 +20,7 @@ import logging
 
 from ..api.errors import GatewayError
 from ..metering import Exchange, Outcome, cost_of
-from ..parsing.encoding import encode
+from ..parsing.encoding import dumps, encode
 from ..relay import _as_dict, _relayed_text, relay_failure
 from ..upstream.adapters import usage_from_openai
 from .responses_objects import failure, function_call_item, keep, message_item, new_id, output_text_part, response_object
@@ -51,6 +51,10 @@ class _Events:
         self.open: dict | None = None  # the item being streamed
         self.calls: dict[int, dict] = {}  # chat tool_calls index -> its function_call item
         self.finish_reason = None
+        # The open message's text, in pieces until it is read: adding each delta to one
+        # string copies all the text so far, per delta (quadratic in a long answer).
+        self._pieces: list[str] = []
+        self._delta: _TextDelta | None = None
 
     def event(self, kind: str, **fields) -> bytes:
         payload = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -83,9 +87,16 @@ class _Events:
             yield from self._open(item)
             yield self.event("response.content_part.added", item_id=item["id"], output_index=self._index(item),
                              content_index=0, part=output_text_part(""))
-        item["content"][0]["text"] += delta
-        yield self.event("response.output_text.delta", item_id=item["id"], output_index=self._index(item),
-                         content_index=0, delta=delta, logprobs=[])
+            self._delta = _TextDelta(item["id"], self._index(item))
+        self._pieces.append(delta)
+        yield self._delta.event(self.sequence, delta)
+        self.sequence += 1
+
+    def flush_text(self) -> None:
+        """Put the open message's pieces into its text, before anything reads it."""
+        if self._pieces:
+            self.open["content"][0]["text"] += "".join(self._pieces)
+            self._pieces = []
 
     def tool_call(self, call: dict):
         index = call.get("index", 0)
@@ -104,6 +115,7 @@ class _Events:
                                  output_index=self._index(item), delta=arguments)
 
     def close_open(self):
+        self.flush_text()
         item, self.open = self.open, None
         if item is None:
             return
@@ -136,6 +148,20 @@ class _Events:
 
 def _sse(kind: str, data: bytes) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+
+
+class _TextDelta:
+    """A message's response.output_text.delta events, the most frequent by far: everything
+    but the number and the text encoded once per message, the bytes _Events.event would
+    write, in the same field order."""
+
+    def __init__(self, item_id: str, output_index: int):
+        self.head = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
+        self.middle = b',"item_id":' + dumps(item_id) + b',"output_index":%d,"content_index":0,"delta":' % output_index
+        self.tail = b',"logprobs":[]}\n\n'
+
+    def event(self, sequence: int, delta: str) -> bytes:
+        return b"%s%d%s%s%s" % (self.head, sequence, self.middle, dumps(delta), self.tail)
 
 
 def _empty(item: dict) -> dict:
@@ -181,6 +207,7 @@ def _relay(first_chunk, chunks, exchange: Exchange):
 
 
 def _failed(events: _Events, error: GatewayError) -> bytes:
+    events.flush_text()
     for item in events.output:
         if item["status"] == "in_progress":
             item["status"] = "incomplete"
