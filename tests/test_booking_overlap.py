@@ -3,6 +3,7 @@ first holds the account, and every balance stays exact (billing.reconcile, "_wri
 
 import threading
 import time
+from contextlib import contextmanager
 from decimal import Decimal
 
 import orjson
@@ -87,10 +88,10 @@ def waits_for_a_lock_having_written_records(pid) -> bool:
         return cursor.fetchone() is not None
 
 
-def test_a_second_booker_writes_its_records_while_the_first_holds_the_account(org):
-    before = Account.objects.get(organization=org).balance
-    first = [event(org.pk, 800 + i, 200) for i in range(40)]
-    second = [event(org.pk, 900 + i, 300) for i in range(40)]
+@contextmanager
+def first_holding_the_account(events: list[dict]):
+    """A booker of `events`, thread "first", stopped once it has booked them with the
+    account locked and not yet committed; it commits when the caller sets the Event."""
     holding, release = threading.Event(), threading.Event()
 
     def hold_the_lock(sender, records, **kwargs):
@@ -100,9 +101,20 @@ def test_a_second_booker_writes_its_records_while_the_first_holds_the_account(or
 
     usage_booked.connect(hold_the_lock, dispatch_uid="test-hold-the-lock")
     try:
-        a = Booker("first", first)
-        a.start()
+        first = Booker("first", events)
+        first.start()
         assert holding.wait(10)
+        yield first, release
+    finally:
+        release.set()
+        usage_booked.disconnect(dispatch_uid="test-hold-the-lock")
+
+
+def test_a_second_booker_writes_its_records_while_the_first_holds_the_account(org):
+    before = Account.objects.get(organization=org).balance
+    first = [event(org.pk, 800 + i, 200) for i in range(40)]
+    second = [event(org.pk, 900 + i, 300) for i in range(40)]
+    with first_holding_the_account(first) as (a, release):
         b = Booker("second", second, maybe_booked=False)
         b.start()
         assert wait_for(lambda: b.pid and waits_for_a_lock_having_written_records(b.pid)), \
@@ -110,9 +122,6 @@ def test_a_second_booker_writes_its_records_while_the_first_holds_the_account(or
         release.set()
         a.join(10)
         b.join(10)
-    finally:
-        release.set()
-        usage_booked.disconnect(dispatch_uid="test-hold-the-lock")
     assert (a.error, b.error) == (None, None)
     assert_booked_once(org, first + second, before)
 
@@ -124,27 +133,13 @@ def test_a_redelivered_event_racing_its_first_booking_is_booked_once(org):
     shared = event(org.pk, 500, 50)
     first = [event(org.pk, 10, 1), shared]
     second = [dict(shared), event(org.pk, 20, 2)]
-    holding, release = threading.Event(), threading.Event()
-
-    def hold_the_lock(sender, records, **kwargs):
-        if threading.current_thread().name == "first":
-            holding.set()
-            release.wait(10)
-
-    usage_booked.connect(hold_the_lock, dispatch_uid="test-hold-the-lock")
-    try:
-        a = Booker("first", first)
-        a.start()
-        assert holding.wait(10)
+    with first_holding_the_account(first) as (a, release):
         b = Booker("second", second, maybe_booked=False)
         b.start()
         assert wait_for(lambda: b.pid and _waits_for_a_transaction(b.pid)), "the second waits on the request id"
         release.set()
         a.join(10)
         b.join(10)
-    finally:
-        release.set()
-        usage_booked.disconnect(dispatch_uid="test-hold-the-lock")
     assert (a.error, b.error) == (None, None)
     assert_booked_once(org, [first[0], shared, second[1]], before)
 
