@@ -8,10 +8,12 @@ stream that ended without usage, or to log content.
 """
 
 import logging
+from dataclasses import dataclass
+from functools import partial
 
 from django.http import HttpResponse, StreamingHttpResponse
 
-from .upstream.adapters import usage_from_openai
+from .upstream.adapters import Usage, usage_from_openai
 from .upstream.adapters.base import RawChunk
 from .parsing.encoding import dumps, encode, loads
 from .api.errors import GatewayError, UpstreamError
@@ -140,7 +142,8 @@ def _loads_or_none(data: bytes):
         return None
 
 
-def _as_dict(chunk, provider: str) -> dict:
+def chunk_fields(chunk, provider: str) -> dict:
+    """A chunk as a dict: parsed if it came raw, an UpstreamError if it is not JSON."""
     if isinstance(chunk, dict):
         return chunk
     try:
@@ -169,13 +172,15 @@ class StreamRelay:
 
 
 def _relay(first_chunk, chunks, exchange: Exchange):
+    return metered_stream(exchange, partial(_chat_events, first_chunk, chunks, exchange),
+                          lambda error: sse(error.body(exchange.request_id)))
+
+
+def _chat_events(first_chunk, chunks, exchange: Exchange, progress: "StreamProgress"):
     caller_model = exchange.caller_model
     text = exchange.text
     relabel = Relabel(caller_model)
     unread = UnreadText(text)
-    usage = None
-    status, error = "client_gone", None
-    exchange.timing.first_byte()
     try:
         chunk = first_chunk
         while chunk is not None:
@@ -186,41 +191,66 @@ def _relay(first_chunk, chunks, exchange: Exchange):
                     yield b"data: " + relabelled + b"\n\n"
                     chunk = next(chunks, None)
                     continue
-                chunk = _as_dict(chunk, exchange.route.provider)  # an unusual shape: parse it
+                chunk = chunk_fields(chunk, exchange.route.provider)  # an unusual shape: parse it
             chunk["model"] = caller_model
             cost = None
             if chunk.get("usage") is not None:
-                usage = usage_from_openai(chunk["usage"]) or usage
-                cost = cost_of(usage, exchange.route) if usage else None
+                progress.usage = usage_from_openai(chunk["usage"]) or progress.usage
+                cost = cost_of(progress.usage, exchange.route) if progress.usage else None
             relayed = _relayed_text(chunk)
             if relayed:
                 unread.count()  # the text relayed before this chunk's, in order
                 text.count_relayed(relayed)
             yield sse(chunk, cost)
             chunk = next(chunks, None)
-        if usage is None:
+        if progress.usage is None:
             # The upstream never said: bill what we relayed, and still end with usage.
             unread.count()
-            usage = exchange.estimated_usage("estimated")
+            progress.usage = exchange.estimated_usage("estimated")
             first = _first_fields(first_chunk)
             yield sse({
                 "id": first.get("id"), "object": "chat.completion.chunk", "created": first.get("created"),
-                "model": caller_model, "choices": [], "usage": usage.as_openai(),
-            }, cost_of(usage, exchange.route))
-        status = "completed"
+                "model": caller_model, "choices": [], "usage": progress.usage.as_openai(),
+            }, cost_of(progress.usage, exchange.route))
+        progress.completed = True
         yield DONE
-    except GatewayError as e:
-        status, error = "upstream_error", e
-        yield sse(e.body(exchange.request_id))
-    except Exception:
-        status, error = "upstream_error", relay_failure(exchange)
-        yield sse(error.body(exchange.request_id))
     finally:
-        if usage is None or text.kept is not None:
+        if progress.usage is None or text.kept is not None:
             unread.count()  # the estimate of a cut stream, or the content log, needs the text
-        if status != "completed":
-            usage = exchange.cut_short_usage(usage)
-        exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)
+
+
+@dataclass
+class StreamProgress:
+    """What a surface's stream relay has learnt so far (metered_stream)."""
+
+    usage: Usage | None = None  # the upstream's count, or the estimate once the answer is whole
+    completed: bool = False  # the whole answer went out; set before its last event is yielded
+
+
+def metered_stream(exchange: Exchange, events, failure_event):
+    """The stream ending of every surface, written once: yield what `events(progress)`
+    yields (the surface's own events, which fill in `progress`); if it raises, end with
+    `failure_event(error)` in the surface's shape; however it ended (the caller gone
+    included), record the exchange's outcome for settlement. A stream not completed is
+    charged what was relayed (Exchange.cut_short_usage)."""
+    progress = StreamProgress()
+    error = None
+    exchange.timing.first_byte()
+    try:
+        yield from events(progress)
+    except GatewayError as e:
+        error = e
+        yield failure_event(e)
+    except Exception:
+        error = relay_failure(exchange)
+        yield failure_event(error)
+    finally:
+        if progress.completed:
+            exchange.outcome = Outcome("completed", progress.usage or exchange.estimated_usage("estimated"))
+        else:
+            exchange.outcome = Outcome("upstream_error" if error else "client_gone",
+                                       exchange.cut_short_usage(progress.usage),
+                                       error_code=error.code if error else None)
 
 
 def relay_failure(exchange: Exchange) -> GatewayError:

@@ -1,6 +1,6 @@
 """The Messages surface's event streams (Anthropic's server-sent events).
 
-Two relays end the same way as the chat stream's (gateway.relay.StreamRelay): closable,
+Two relays end as every stream does (gateway.relay.metered_stream): closable,
 dropping the upstream connection when closed, recording how the stream ended and the usage
 to charge, and ending with `event: error` if the upstream fails after the first byte.
 - `translated`: the adapters' chat.completion.chunks said as message_start,
@@ -11,15 +11,15 @@ to charge, and ending with `event: error` if the upstream fails after the first 
 
 import logging
 import uuid
+from functools import partial
 
 from ..api.errors import GatewayError, anthropic_error
-from ..metering import Exchange, Outcome, cost_of
+from ..metering import Exchange, cost_of
 from ..parsing.encoding import dumps, encode
 from ..parsing.messages_request import STOP_REASONS
-from ..relay import relay_failure
+from ..relay import chunk_fields, metered_stream
 from ..upstream.adapters import usage_from_openai
 from ..upstream.adapters.anthropic_format import anthropic_usage, usage_from_anthropic
-from ..upstream.adapters.base import RawChunk
 
 log = logging.getLogger(__name__)
 
@@ -106,110 +106,76 @@ def _message_start(exchange: Exchange, usage: dict) -> bytes:
         "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage}})
 
 
-def _as_dict(chunk, provider: str) -> dict:
-    if isinstance(chunk, RawChunk):
-        try:
-            return chunk.parsed()
-        except ValueError:
-            raise GatewayError(f"The upstream provider '{provider}' sent a malformed stream event.",
-                               status=502, error_type="api_error", code="upstream_error")
-    return chunk
-
-
 def translated(exchange: Exchange, first, chunks) -> MessagesStream:
-    return MessagesStream(_translate(exchange, first, chunks), chunks)
+    return MessagesStream(metered_stream(exchange, partial(_translate, exchange, first, chunks),
+                                         partial(_failure_event, exchange)), chunks)
 
 
-def _translate(exchange: Exchange, first, chunks):
-    text, usage, finish = exchange.text, None, None
-    status, error = "client_gone", None
+def _translate(exchange: Exchange, first, chunks, progress):
+    text, finish = exchange.text, None
     blocks = _Blocks()
-    exchange.timing.first_byte()
-    try:
-        yield _message_start(exchange, {"input_tokens": 0, "output_tokens": 0})
-        chunk = first
-        while chunk is not None:
-            chunk = _as_dict(chunk, exchange.route.provider)
-            if chunk.get("usage") is not None:
-                usage = usage_from_openai(chunk["usage"]) or usage
-            for choice in chunk.get("choices") or ():
-                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                    continue  # Anthropic has one answer per message (n is 1 here)
-                delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
-                content = delta.get("content")
-                if isinstance(content, str) and content:
-                    text.count_relayed(content)
-                    yield from blocks.text(content)
-                for call in delta.get("tool_calls") or ():
-                    if isinstance(call, dict):
-                        arguments = (call.get("function") or {}).get("arguments")
-                        text.count_relayed(arguments if isinstance(arguments, str) else "")
-                        yield from blocks.tool_call(call)
-                finish = choice.get("finish_reason") or finish
-            chunk = next(chunks, None)
-        yield from blocks.stop()
-        if usage is None:
-            usage = exchange.estimated_usage("estimated")  # the upstream never said: what we relayed
-        yield sse_event("message_delta", {
-            "type": "message_delta", "delta": {"stop_reason": STOP_REASONS.get(finish, "end_turn"),
-                                               "stop_sequence": None},
-            "usage": anthropic_usage(usage)}, cost_of(usage, exchange.route))
-        yield sse_event("message_stop", {"type": "message_stop"})
-        status = "completed"
-    except GatewayError as e:
-        status, error = "upstream_error", e
-        yield _failure_event(exchange, e)
-    except Exception:
-        status, error = "upstream_error", relay_failure(exchange)
-        yield _failure_event(exchange, error)
-    finally:
-        if status != "completed":
-            usage = exchange.cut_short_usage(usage)
-        exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)
+    yield _message_start(exchange, {"input_tokens": 0, "output_tokens": 0})
+    chunk = first
+    while chunk is not None:
+        chunk = chunk_fields(chunk, exchange.route.provider)
+        if chunk.get("usage") is not None:
+            progress.usage = usage_from_openai(chunk["usage"]) or progress.usage
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue  # Anthropic has one answer per message (n is 1 here)
+            delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                text.count_relayed(content)
+                yield from blocks.text(content)
+            for call in delta.get("tool_calls") or ():
+                if isinstance(call, dict):
+                    arguments = (call.get("function") or {}).get("arguments")
+                    text.count_relayed(arguments if isinstance(arguments, str) else "")
+                    yield from blocks.tool_call(call)
+            finish = choice.get("finish_reason") or finish
+        chunk = next(chunks, None)
+    yield from blocks.stop()
+    if progress.usage is None:
+        progress.usage = exchange.estimated_usage("estimated")  # the upstream never said: what we relayed
+    yield sse_event("message_delta", {
+        "type": "message_delta", "delta": {"stop_reason": STOP_REASONS.get(finish, "end_turn"),
+                                           "stop_sequence": None},
+        "usage": anthropic_usage(progress.usage)}, cost_of(progress.usage, exchange.route))
+    progress.completed = True
+    yield sse_event("message_stop", {"type": "message_stop"})
 
 
 def relayed(exchange: Exchange, first, events) -> MessagesStream:
-    return MessagesStream(_relay(exchange, first, events), events)
+    return MessagesStream(metered_stream(exchange, partial(_relay, exchange, first, events),
+                                         partial(_failure_event, exchange)), events)
 
 
 _RELAYED_TEXT = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
 
 
-def _relay(exchange: Exchange, first, events):
-    text, usage = exchange.text, None
-    status, error = "client_gone", None
-    exchange.timing.first_byte()
-    try:
-        event = first
-        while event is not None:
-            kind, data = event.kind, event.data
-            if kind == "message_start":
-                message = event.event.get("message") if isinstance(event.event.get("message"), dict) else {}
-                usage = usage_from_anthropic(message.get("usage") or {})
-                message["model"] = exchange.caller_model
-                data = dumps(event.event)
-            elif kind == "message_delta":
-                usage = usage_from_anthropic(event.event.get("usage") or {}, previous=usage)
-                event.event.setdefault("usage", {})
-                data = encode(event.event, cost_of(usage, exchange.route))
-            elif kind == "content_block_delta":
-                delta = event.event.get("delta") if isinstance(event.event.get("delta"), dict) else {}
-                relayed_text = delta.get(_RELAYED_TEXT.get(delta.get("type"), ""))
-                if isinstance(relayed_text, str):
-                    text.count_relayed(relayed_text)
-            yield b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
-            if kind == "message_stop":
-                status = "completed"
-            event = next(events, None)
-        if usage is None:
-            usage = exchange.estimated_usage("estimated")  # no message_start: what we relayed
-    except GatewayError as e:
-        status, error = "upstream_error", e
-        yield _failure_event(exchange, e)
-    except Exception:
-        status, error = "upstream_error", relay_failure(exchange)
-        yield _failure_event(exchange, error)
-    finally:
-        if status != "completed":
-            usage = exchange.cut_short_usage(usage)
-        exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)
+def _relay(exchange: Exchange, first, events, progress):
+    text = exchange.text
+    event = first
+    while event is not None:
+        kind, data = event.kind, event.data
+        if kind == "message_start":
+            message = event.event.get("message") if isinstance(event.event.get("message"), dict) else {}
+            progress.usage = usage_from_anthropic(message.get("usage") or {})
+            message["model"] = exchange.caller_model
+            data = dumps(event.event)
+        elif kind == "message_delta":
+            progress.usage = usage_from_anthropic(event.event.get("usage") or {}, previous=progress.usage)
+            event.event.setdefault("usage", {})
+            data = encode(event.event, cost_of(progress.usage, exchange.route))
+        elif kind == "content_block_delta":
+            delta = event.event.get("delta") if isinstance(event.event.get("delta"), dict) else {}
+            relayed_text = delta.get(_RELAYED_TEXT.get(delta.get("type"), ""))
+            if isinstance(relayed_text, str):
+                text.count_relayed(relayed_text)
+        if kind == "message_stop":
+            progress.completed = True
+        yield b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+        event = next(events, None)
+    if progress.usage is None:
+        progress.usage = exchange.estimated_usage("estimated")  # no message_start: what we relayed

@@ -17,11 +17,12 @@ by a failure in response.completed.)
 """
 
 import logging
+from functools import partial
 
 from ..api.errors import GatewayError
-from ..metering import Exchange, Outcome, cost_of
+from ..metering import Exchange, cost_of
 from ..parsing.encoding import dumps, encode
-from ..relay import _as_dict, _relayed_text, relay_failure
+from ..relay import _relayed_text, chunk_fields, metered_stream
 from ..upstream.adapters import usage_from_openai
 from .responses_objects import failure, function_call_item, keep, message_item, new_id, output_text_part, response_object
 
@@ -170,40 +171,31 @@ def _empty(item: dict) -> dict:
 
 
 def _relay(first_chunk, chunks, exchange: Exchange):
-    text = exchange.text
     events = _Events(exchange)
-    usage = None
-    status, error = "client_gone", None
-    exchange.timing.first_byte()
-    try:
-        yield events.lifecycle("response.created", events.response("in_progress"))
-        yield events.lifecycle("response.in_progress", events.response("in_progress"))
-        chunk = first_chunk
-        while chunk is not None:
-            chunk = _as_dict(chunk, exchange.route.provider)
-            if chunk.get("usage") is not None:
-                usage = usage_from_openai(chunk["usage"]) or usage
-            text.count_relayed(_relayed_text(chunk))
-            for data in events.chunk(chunk):
-                yield data
-            chunk = next(chunks, None)
-        if usage is None:
-            usage = exchange.estimated_usage("estimated")  # the upstream never said: bill what was relayed
-        closing = list(events.close_open())
-        final = events.response("completed", usage)
-        keep(exchange, final, usage)  # before the last event: a GET right after it finds the response
-        status = "completed"
-        yield b"".join(closing) + events.lifecycle("response.completed", final, cost_of(usage, exchange.route))
-    except GatewayError as e:
-        status, error = "upstream_error", e
-        yield _failed(events, e)
-    except Exception:
-        status, error = "upstream_error", relay_failure(exchange)
-        yield _failed(events, error)
-    finally:
-        if status != "completed":
-            usage = exchange.cut_short_usage(usage)
-        exchange.outcome = Outcome(status, usage, error_code=error.code if error else None)
+    return metered_stream(exchange, partial(_response_events, first_chunk, chunks, exchange, events),
+                          partial(_failed, events))
+
+
+def _response_events(first_chunk, chunks, exchange: Exchange, events: _Events, progress):
+    text = exchange.text
+    yield events.lifecycle("response.created", events.response("in_progress"))
+    yield events.lifecycle("response.in_progress", events.response("in_progress"))
+    chunk = first_chunk
+    while chunk is not None:
+        chunk = chunk_fields(chunk, exchange.route.provider)
+        if chunk.get("usage") is not None:
+            progress.usage = usage_from_openai(chunk["usage"]) or progress.usage
+        text.count_relayed(_relayed_text(chunk))
+        for data in events.chunk(chunk):
+            yield data
+        chunk = next(chunks, None)
+    if progress.usage is None:
+        progress.usage = exchange.estimated_usage("estimated")  # the upstream never said: bill what was relayed
+    closing = list(events.close_open())
+    final = events.response("completed", progress.usage)
+    keep(exchange, final, progress.usage)  # before the last event: a GET right after it finds the response
+    progress.completed = True
+    yield b"".join(closing) + events.lifecycle("response.completed", final, cost_of(progress.usage, exchange.route))
 
 
 def _failed(events: _Events, error: GatewayError) -> bytes:
