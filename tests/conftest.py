@@ -20,6 +20,8 @@ from gateway.upstream.redaction import forget_configured_secrets
 from gateway.routing.resilience import reset_cooldowns
 from gateway.keys.api_keys import forget_remembered_keys, mint_api_key
 from tests.live_threads import wait_until_idle
+from tests.anthropic_mock import AnthropicMock
+from tests.gemini_mock import GeminiMock
 from tests.upstream_mock import MockUpstream
 
 # Django's live server listens with a backlog of 10 (WSGIServer.request_queue_size); the
@@ -169,6 +171,21 @@ def api_key(org):
 @pytest.fixture
 def gateway_url(live_server):
     return f"{live_server.url}/v1"
+
+
+@pytest.fixture(scope="session")
+def anthropic_upstream():
+    """The Anthropic-protocol mock (tests/anthropic_mock.py), one per test process; each
+    test's catalog fixture clears what it recorded."""
+    with AnthropicMock() as mock:
+        yield mock
+
+
+@pytest.fixture(scope="session")
+def gemini_upstream():
+    """The Gemini-protocol mock (tests/gemini_mock.py), one per test process."""
+    with GeminiMock() as mock:
+        yield mock
 
 
 @pytest.fixture

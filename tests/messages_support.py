@@ -6,9 +6,8 @@ import anthropic
 import pytest
 
 from gateway.routing.catalog_loader import load_catalog
-from tests.anthropic_mock import AnthropicMock
 from tests.conftest import catalog_yaml
-from tests.gemini_mock import API_KEY as GEMINI_KEY, GeminiMock
+from tests.gemini_mock import API_KEY as GEMINI_KEY
 
 ANTHROPIC_SECRET = "sk-ant-upstream-SECRET-0123456789"
 CLAUDE_MODELS = ("claude-ok", "claude-tools", "claude-cached", "claude-overloaded", "claude-bad-request",
@@ -43,18 +42,6 @@ def messages_catalog(openai_url: str, anthropic_url: str, gemini_url: str) -> st
     models:
 {gemini}
 """
-
-
-@pytest.fixture(scope="module")
-def anthropic_upstream():
-    with AnthropicMock() as mock:
-        yield mock
-
-
-@pytest.fixture(scope="module")
-def gemini_upstream():
-    with GeminiMock() as mock:
-        yield mock
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ import json
 import pytest
 
 from gateway.routing.catalog_loader import load_catalog
-from tests.anthropic_mock import AnthropicMock
 from tests.conftest import catalog_yaml
-from tests.gemini_mock import API_KEY as GEMINI_KEY, GeminiMock
+from tests.gemini_mock import API_KEY as GEMINI_KEY
 
 ANTHROPIC_SECRET = "sk-ant-upstream-SECRET-0123456789"
 CLAUDE = ("claude-ok", "claude-tools", "claude-error-event", "claude-overloaded", "claude-bad-request")
@@ -21,18 +20,6 @@ PLAIN = {
     "gemini": ("google:gemini-ok", "Hello from Gemini", (12, 3)),
     "mock": ("demo:echo", "Say hello", None),  # counted by the gateway itself
 }
-
-
-@pytest.fixture(scope="session")
-def anthropic_upstream():
-    with AnthropicMock() as mock:
-        yield mock
-
-
-@pytest.fixture(scope="session")
-def gemini_upstream():
-    with GeminiMock() as mock:
-        yield mock
 
 
 @pytest.fixture

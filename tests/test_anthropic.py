@@ -7,7 +7,6 @@ import openai
 import pytest
 
 from gateway.routing.catalog_loader import load_catalog
-from tests.anthropic_mock import AnthropicMock
 from tests.billing_helpers import booked
 from tests.conftest import catalog_yaml
 
@@ -17,12 +16,6 @@ HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content":
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                            "parameters": {"type": "object",
                                                           "properties": {"city": {"type": "string"}}}}}]
-
-
-@pytest.fixture(scope="module")
-def anthropic_upstream():
-    with AnthropicMock() as mock:
-        yield mock
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from gateway.upstream.adapters.gemini_format import SIGNATURE_MARK
 from gateway.routing.catalog_loader import load_catalog
 from tests.conftest import catalog_yaml
-from tests.gemini_mock import API_KEY, SIGNATURE, GeminiMock
+from tests.gemini_mock import API_KEY, SIGNATURE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello"}]
@@ -33,12 +33,6 @@ def gemini_catalog(openai_url: str, gemini_url: str, key_env: str = "GEMINI_TEST
 {models}
       embed: {{upstream_model: text-embedding-004, input_per_mtok: "0.15", output_per_mtok: "0"}}
 """
-
-
-@pytest.fixture(scope="session")
-def gemini_upstream():
-    with GeminiMock() as mock:
-        yield mock
 
 
 @pytest.fixture

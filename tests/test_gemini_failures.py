@@ -9,7 +9,7 @@ import requests
 from gateway.routing.catalog_loader import load_catalog
 from tests.billing_helpers import balance, booked
 from tests.gemini_mock import API_KEY
-from tests.test_gemini import HELLO, gemini, gemini_catalog, gemini_upstream  # noqa: F401 (fixtures)
+from tests.test_gemini import HELLO, gemini, gemini_catalog  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 INPUT, CACHED, OUTPUT = Decimal("0.30"), Decimal("0.075"), Decimal("2.50")

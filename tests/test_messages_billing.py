@@ -12,7 +12,7 @@ from billing.models import UsageRecord
 from gateway.upstream.adapters import Usage
 from gateway.upstream.adapters.anthropic_format import anthropic_usage, usage_from_anthropic
 from tests.billing_helpers import OK_COST, balance, booked
-from tests.messages_support import HELLO, claude_sdk, upstreams, anthropic_upstream, gemini_upstream  # noqa: F401
+from tests.messages_support import HELLO, claude_sdk, upstreams  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ import requests
 
 from gateway.keys.api_keys import create_api_key, mint_api_key
 from tests.billing_helpers import booked
-from tests.messages_support import HELLO, anthropic_sdk, claude_sdk, upstreams, anthropic_upstream, gemini_upstream  # noqa: F401
+from tests.messages_support import HELLO, anthropic_sdk, claude_sdk, upstreams  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.billing_helpers import booked
 from tests.messages_support import (ANTHROPIC_SECRET, HELLO, WEATHER_TOOL, anthropic_sdk, claude_sdk,  # noqa: F401
-                                    recording_sdk, upstreams, anthropic_upstream, gemini_upstream)
+                                    recording_sdk, upstreams)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MILLION = 1_000_000

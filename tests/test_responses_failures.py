@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from tests.billing_helpers import booked
-from tests.responses_helpers import anthropic_upstream, gemini_upstream, upstreams  # noqa: F401
+from tests.responses_helpers import upstreams  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

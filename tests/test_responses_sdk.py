@@ -14,7 +14,7 @@ from billing.ledger import credit
 from console.tenancy.actions import create_organization
 from gateway.keys.api_keys import mint_api_key
 from tests.billing_helpers import OK_COST, booked
-from tests.responses_helpers import PLAIN, anthropic_upstream, gemini_upstream, sse_events, upstreams  # noqa: F401
+from tests.responses_helpers import PLAIN, sse_events, upstreams  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a city",

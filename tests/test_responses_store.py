@@ -10,7 +10,7 @@ from django.utils import timezone
 from billing.retention import prune_usage
 from gateway.keys.api_keys import mint_api_key
 from gateway.models import StoredResponse
-from tests.responses_helpers import anthropic_upstream, gemini_upstream, upstreams  # noqa: F401
+from tests.responses_helpers import upstreams  # noqa: F401
 
 
 def sent_messages(upstreams) -> list[dict]:
